@@ -1,0 +1,24 @@
+"""The NATS server's configuration language: text -> plain Python values.
+
+``load(path)`` and ``loads(text, path=None)`` return a ``ConfMap`` (a ``dict``
+that also knows where each key was written). Every mistake raises
+``ConfigError`` whose ``str()`` is ``FILE:LINE:COL: message``. Durations are
+left as strings (or numbers) for ``parse_duration`` to turn into seconds.
+This package knows nothing of the gateway.
+"""
+
+from conf.duration import parse_duration
+from conf.errors import ConfigError, ConfigErrors
+from conf.parser import load, loads
+from conf.values import ConfList, ConfMap, Position
+
+__all__ = [
+    "ConfList",
+    "ConfMap",
+    "ConfigError",
+    "ConfigErrors",
+    "Position",
+    "load",
+    "loads",
+    "parse_duration",
+]

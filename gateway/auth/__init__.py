@@ -1,0 +1,1 @@
+"""The one user table shared by every listener, permissions and operator-mode JWTs."""

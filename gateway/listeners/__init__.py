@@ -1,0 +1,1 @@
+"""Accepting TCP, TLS and WebSocket connections and handing byte streams to sessions."""

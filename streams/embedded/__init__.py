@@ -1,0 +1,1 @@
+"""jetgate's own on-disk store for embedded mode."""
