@@ -7,17 +7,20 @@ left as strings (or numbers) for ``parse_duration`` to turn into seconds.
 This package knows nothing of the gateway.
 """
 
-from conf.duration import parse_duration
+from conf.duration import DurationError, duration_at, parse_duration
 from conf.errors import ConfigError, ConfigErrors
 from conf.parser import load, loads
-from conf.values import ConfList, ConfMap, Position
+from conf.values import ConfList, ConfMap, Position, SizedInt
 
 __all__ = [
+    "DurationError",
+    "duration_at",
     "ConfList",
     "ConfMap",
     "ConfigError",
     "ConfigErrors",
     "Position",
+    "SizedInt",
     "load",
     "loads",
     "parse_duration",

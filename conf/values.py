@@ -65,3 +65,19 @@ class ConfList(list[Any]):
         if 0 <= index < len(self.positions):
             return self.positions[index]
         return self.origin
+
+
+class SizedInt(int):
+    """An integer written with a size suffix (``1m``, ``64MiB``); ``text`` keeps what was written.
+
+    The NATS server reads an unquoted ``1m`` as the size 1,000,000, so where an
+    option expects a duration, ``gateway.options`` uses ``text`` to read it as
+    one minute instead (and warns that the NATS server reads it differently).
+    """
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> SizedInt:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
