@@ -13,14 +13,14 @@ from conf.parser import load, loads
 from conf.values import ConfList, ConfMap, Position, SizedInt
 
 __all__ = [
-    "DurationError",
-    "duration_at",
     "ConfList",
     "ConfMap",
     "ConfigError",
     "ConfigErrors",
+    "DurationError",
     "Position",
     "SizedInt",
+    "duration_at",
     "load",
     "loads",
     "parse_duration",

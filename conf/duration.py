@@ -32,11 +32,11 @@ def parse_duration(value: object) -> float:
     ``DurationError`` for anything else.
     """
     if isinstance(value, bool):
-        raise DurationError(f"expected a duration such as \"10s\", got {value!r}")
+        raise DurationError(f'expected a duration such as "10s", got {value!r}')
     if isinstance(value, int | float):
         return float(value)
     if not isinstance(value, str):
-        raise DurationError(f"expected a duration such as \"10s\", got {value!r}")
+        raise DurationError(f'expected a duration such as "10s", got {value!r}')
     text = value.strip()
     sign = 1.0
     if text[:1] in "+-" and text:
@@ -60,7 +60,7 @@ def parse_duration(value: object) -> float:
     if pos != len(text) or pos == 0:
         raise DurationError(
             f"invalid duration {value!r}: expected a number with a unit "
-            "(ns, us, ms, s, m, h), such as \"10s\", \"1.5h\" or \"250ms\""
+            '(ns, us, ms, s, m, h), such as "10s", "1.5h" or "250ms"'
         )
     return sign * total
 
