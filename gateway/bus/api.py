@@ -1,0 +1,249 @@
+"""The Bus interface: core NATS publish/subscribe as every part of jetgate sees it.
+
+Two implementations exist: ``LocalBus`` (an in-process subject router, embedded
+mode) and an upstream bus on nats-py (upstream mode). Protocol sessions and the
+log talk only to this interface.
+
+Design choices, made for the hot path:
+
+- ``publish`` is a plain method. It validates the subject, enqueues the message
+  and returns; delivery happens later on the event loop (never inside the
+  caller's stack). An implementation on nats-py buffers outbound messages and
+  writes them from one writer, so no task is created per message.
+  ``await flush()`` is the back-pressure and ordering point.
+- ``subscribe`` is a coroutine (a subscription on a real server is a round
+  trip). A subscription either calls a synchronous ``callback`` for each
+  message, or, without a callback, queues messages in a bounded per-subscription
+  queue read with ``await sub.next_msg()`` or ``async for msg in sub``.
+  A callback must not block; one that needs to await hands the message to its
+  own task or queue. When a queue is full, further messages for that
+  subscription are dropped and counted, as a NATS server does for a slow
+  consumer.
+- Subjects follow NATS rules (see ``gateway.bus.subjects``); ``*`` and ``>``
+  are allowed in subscriptions only. A queue group delivers each message to
+  one member of the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+
+__all__ = [
+    "DEFAULT_PENDING_LIMIT",
+    "Bus",
+    "BusClosed",
+    "BusError",
+    "BusTimeout",
+    "Headers",
+    "Msg",
+    "MsgHandler",
+    "NoResponders",
+    "SlowConsumer",
+    "Subscription",
+    "new_inbox",
+]
+
+Headers = Mapping[str, str]
+
+DEFAULT_PENDING_LIMIT = 65536
+"""Messages a callback-less subscription holds before it drops new ones."""
+
+
+class BusError(Exception):
+    """Root of every error raised by a Bus."""
+
+
+class BusClosed(BusError):
+    """The bus (or the subscription) was closed."""
+
+
+class BusTimeout(BusError, TimeoutError):
+    """A request or flush did not complete within its timeout."""
+
+
+class NoResponders(BusError):
+    """A request found no subscriber on its subject."""
+
+
+class SlowConsumer(BusError):
+    """A subscription's bounded queue overflowed and messages were dropped."""
+
+
+class Msg:
+    """One core message. Treat it as immutable: one instance may reach many subscribers.
+
+    ``subject`` is the subject the message carries (for a message pushed by a
+    log consumer, the original stream subject, not the deliver subject);
+    ``reply`` is "" when there is none; ``headers`` is None when there are none.
+    """
+
+    __slots__ = ("headers", "payload", "reply", "subject")
+
+    def __init__(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: Headers | None = None,
+    ) -> None:
+        self.subject = subject
+        self.payload = payload
+        self.reply = reply
+        self.headers = headers
+
+    def __repr__(self) -> str:
+        return (
+            f"Msg(subject={self.subject!r}, payload={self.payload[:32]!r}, "
+            f"reply={self.reply!r}, headers={self.headers!r})"
+        )
+
+
+MsgHandler = Callable[[Msg], None]
+"""A synchronous per-message callback. It must not block."""
+
+
+def new_inbox(prefix: str = "_INBOX") -> str:
+    """A fresh unique subject for replies."""
+    return f"{prefix}.{secrets.token_hex(11)}"
+
+
+class Subscription(ABC):
+    """Interest in a subject (or filter), optionally as a member of a queue group.
+
+    Owns its delivery mode (callback or bounded queue), its auto-unsubscribe
+    limit and its counters of delivered and dropped messages.
+    """
+
+    subject: str
+    queue: str | None
+
+    @property
+    @abstractmethod
+    def delivered(self) -> int:
+        """Messages handed to this subscription so far."""
+
+    @property
+    @abstractmethod
+    def dropped(self) -> int:
+        """Messages dropped because the queue was full."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Messages queued and not yet read (0 for callback subscriptions)."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """True once unsubscribed (explicitly, by max_msgs or by bus close)."""
+
+    @abstractmethod
+    async def unsubscribe(self) -> None:
+        """Stop receiving. Idempotent."""
+
+    @abstractmethod
+    def auto_unsubscribe(self, max_msgs: int) -> None:
+        """Unsubscribe once ``max_msgs`` messages in total have been delivered."""
+
+    @abstractmethod
+    async def next_msg(self, timeout: float | None = None) -> Msg:
+        """Next queued message; BusTimeout on timeout, BusClosed once closed and drained.
+
+        Only for subscriptions made without a callback.
+        """
+
+    def __aiter__(self) -> AsyncIterator[Msg]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Msg]:
+        while True:
+            try:
+                yield await self.next_msg()
+            except BusClosed:
+                return
+
+
+class Bus(ABC):
+    """Core publish/subscribe on NATS subjects (see the module docstring for the contract)."""
+
+    @abstractmethod
+    def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: Headers | None = None,
+    ) -> None:
+        """Send a message to ``subject`` (literal, no wildcards).
+
+        Raises InvalidSubject for a bad subject and BusClosed after close.
+        Delivery is asynchronous and in publish order per publisher.
+        """
+
+    @abstractmethod
+    async def subscribe(
+        self,
+        subject: str,
+        callback: MsgHandler | None = None,
+        queue: str | None = None,
+        max_msgs: int = 0,
+        pending_limit: int = DEFAULT_PENDING_LIMIT,
+    ) -> Subscription:
+        """Register interest in ``subject`` (wildcards allowed).
+
+        With ``queue``, each message goes to one member of that group.
+        With ``max_msgs`` > 0, the subscription ends after that many messages.
+        """
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float = 2.0,
+        headers: Headers | None = None,
+    ) -> Msg:
+        """Publish with a fresh reply subject and return the first reply.
+
+        Raises NoResponders when nothing subscribes to ``subject`` and
+        BusTimeout when no reply comes within ``timeout`` seconds.
+        """
+        inbox = new_inbox()
+        sub = await self.subscribe(inbox, max_msgs=1)
+        try:
+            if not self.has_interest(subject):
+                raise NoResponders(subject)
+            self.publish(subject, payload, reply=inbox, headers=headers)
+            return await sub.next_msg(timeout)
+        finally:
+            await sub.unsubscribe()
+
+    @abstractmethod
+    def has_interest(self, subject: str) -> bool:
+        """True when some subscription would receive a message on ``subject``.
+
+        An upstream bus may answer True when it cannot know; request() then
+        relies on the server's no-responders status instead.
+        """
+
+    @abstractmethod
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything published so far has been handed on.
+
+        For LocalBus: delivered to every callback and queue. For an upstream
+        bus: written and acknowledged by the server (PING/PONG).
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush, end every subscription and refuse further use. Idempotent."""
+
+
+async def wait_for(fut: asyncio.Future[Msg], timeout: float | None) -> Msg:
+    """Await ``fut`` with a timeout expressed as BusTimeout."""
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    except TimeoutError:
+        raise BusTimeout("timed out") from None

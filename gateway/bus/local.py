@@ -1,0 +1,317 @@
+"""LocalBus: the in-process subject router used in embedded mode.
+
+Owns the subscription trie, a per-subject match cache, queue-group selection
+and the delivery queue. ``publish`` appends (subscription, message) pairs to
+one FIFO and schedules a single drain on the event loop; the drain calls
+callbacks or fills per-subscription queues. So delivery costs no task per
+message, never runs subscriber code inside the publisher's stack, and keeps
+publish order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+
+from gateway.bus.api import (
+    DEFAULT_PENDING_LIMIT,
+    Bus,
+    BusClosed,
+    BusTimeout,
+    Headers,
+    Msg,
+    MsgHandler,
+    Subscription,
+)
+from gateway.bus.subjects import validate_subject
+from gateway.bus.sublist import Sublist
+
+__all__ = ["LocalBus", "LocalSubscription"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_MAX = 8192
+
+# A cached match: plain subscriptions, and one tuple of members per queue group.
+_Match = tuple[tuple["LocalSubscription", ...], tuple[tuple["LocalSubscription", ...], ...]]
+_EMPTY: _Match = ((), ())
+
+
+class LocalSubscription(Subscription):
+    """A subscription on a LocalBus: a callback, or a bounded queue read by next_msg."""
+
+    __slots__ = (
+        "_bus",
+        "_callback",
+        "_closed",
+        "_delivered",
+        "_dropped",
+        "_limit",
+        "_max_msgs",
+        "_queue",
+        "_waiters",
+        "queue",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        bus: LocalBus,
+        subject: str,
+        queue: str | None,
+        callback: MsgHandler | None,
+        max_msgs: int,
+        pending_limit: int,
+    ) -> None:
+        self._bus = bus
+        self.subject = subject
+        self.queue = queue
+        self._callback = callback
+        self._max_msgs = max_msgs
+        self._limit = pending_limit
+        self._queue: deque[Msg] = deque()
+        self._waiters: deque[asyncio.Future[Msg]] = deque()
+        self._delivered = 0
+        self._dropped = 0
+        self._closed = False
+
+    @property
+    def delivered(self) -> int:
+        return self._delivered
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def unsubscribe(self) -> None:
+        self._close()
+
+    def auto_unsubscribe(self, max_msgs: int) -> None:
+        self._max_msgs = max_msgs
+        if max_msgs and self._delivered >= max_msgs:
+            self._close()
+
+    async def next_msg(self, timeout: float | None = None) -> Msg:
+        if self._callback is not None:
+            raise TypeError("next_msg() on a callback subscription")
+        if self._queue:
+            return self._queue.popleft()
+        if self._closed:
+            raise BusClosed(self.subject)
+        fut: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise BusTimeout(f"no message on {self.subject!r} within {timeout}s") from None
+        finally:
+            if not fut.done() or fut.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+
+    def _deliver(self, msg: Msg) -> None:
+        self._delivered += 1
+        if self._max_msgs and self._delivered >= self._max_msgs:
+            self._close()
+        cb = self._callback
+        if cb is not None:
+            try:
+                cb(msg)
+            except Exception:
+                log.exception("subscription callback on %s failed", self.subject)
+            return
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(msg)
+                return
+        if len(self._queue) >= self._limit:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 10000 == 0:
+                log.warning("slow consumer on %s: %d dropped", self.subject, self._dropped)
+            return
+        self._queue.append(msg)
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bus._remove(self)
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_exception(BusClosed(self.subject))
+
+
+class LocalBus(Bus):
+    """In-process NATS-style router: subjects, wildcards, queue groups, request/reply."""
+
+    def __init__(self) -> None:
+        self._subs: Sublist[LocalSubscription] = Sublist()
+        self._cache: dict[str, _Match] = {}
+        self._cache_gen = 0
+        self._pending: list[tuple[LocalSubscription, Msg]] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._enqueued = 0
+        self._drained = 0
+        self._flushers: list[tuple[int, asyncio.Future[None]]] = []
+        self._closed = False
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: Headers | None = None,
+    ) -> None:
+        self.deliver(subject, Msg(subject, payload, reply, headers))
+
+    def deliver(self, route_subject: str, msg: Msg) -> None:
+        """Route ``msg`` by ``route_subject`` (which may differ from ``msg.subject``).
+
+        The embedded log uses this for push delivery: a message goes to a
+        consumer's deliver subject yet carries its original stream subject,
+        as JetStream does.
+        """
+        if self._closed:
+            raise BusClosed("bus closed")
+        match = self._match(route_subject)
+        plain, groups = match
+        if not plain and not groups:
+            return
+        pending = self._pending
+        for sub in plain:
+            pending.append((sub, msg))
+        for members in groups:
+            pending.append((members[random.randrange(len(members))], msg))
+        self._enqueued = self._enqueued + len(plain) + len(groups)
+        if not self._scheduled:
+            self._schedule()
+
+    def _match(self, subject: str) -> _Match:
+        if self._cache_gen != self._subs.generation:
+            self._cache.clear()
+            self._cache_gen = self._subs.generation
+        hit = self._cache.get(subject)
+        if hit is not None:
+            return hit
+        validate_subject(subject)
+        subs = self._subs.match(subject)
+        if not subs:
+            result = _EMPTY
+        else:
+            plain: list[LocalSubscription] = []
+            groups: dict[str, list[LocalSubscription]] = {}
+            for s in subs:
+                if s.queue is None:
+                    plain.append(s)
+                else:
+                    groups.setdefault(s.queue, []).append(s)
+            result = (tuple(plain), tuple(tuple(g) for g in groups.values()))
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[subject] = result
+        return result
+
+    def _schedule(self) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._scheduled = True
+        loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        batch = self._pending
+        self._pending = []
+        for sub, msg in batch:
+            if not sub._closed:
+                sub._deliver(msg)
+        self._drained += len(batch)
+        if self._pending and not self._scheduled:
+            self._schedule()
+        if self._flushers:
+            done = self._drained
+            keep: list[tuple[int, asyncio.Future[None]]] = []
+            for target, fut in self._flushers:
+                if target <= done:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    keep.append((target, fut))
+            self._flushers = keep
+
+    # -- subscribing --------------------------------------------------------
+
+    async def subscribe(
+        self,
+        subject: str,
+        callback: MsgHandler | None = None,
+        queue: str | None = None,
+        max_msgs: int = 0,
+        pending_limit: int = DEFAULT_PENDING_LIMIT,
+    ) -> LocalSubscription:
+        return self.subscribe_nowait(subject, callback, queue, max_msgs, pending_limit)
+
+    def subscribe_nowait(
+        self,
+        subject: str,
+        callback: MsgHandler | None = None,
+        queue: str | None = None,
+        max_msgs: int = 0,
+        pending_limit: int = DEFAULT_PENDING_LIMIT,
+    ) -> LocalSubscription:
+        """``subscribe`` without the await, for in-process users such as the embedded log."""
+        if self._closed:
+            raise BusClosed("bus closed")
+        validate_subject(subject, wildcards=True)
+        if queue is not None:
+            validate_subject(queue)
+        sub = LocalSubscription(self, subject, queue, callback, max_msgs, pending_limit)
+        self._subs.insert(subject, sub)
+        return sub
+
+    def _remove(self, sub: LocalSubscription) -> None:
+        self._subs.remove(sub.subject, sub)
+
+    def has_interest(self, subject: str) -> bool:
+        plain, groups = self._match(subject)
+        return bool(plain or groups)
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subs)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def flush(self, timeout: float | None = None) -> None:
+        if self._drained >= self._enqueued:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushers.append((self._enqueued, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise BusTimeout("flush timed out") from None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        for sub in self._subs.items():
+            sub._close()
