@@ -14,7 +14,9 @@ misparses we deliberately differ, giving the evident value or a precise error:
 - an absolute ``include`` path is honoured (the NATS server joins it to the
   including file's directory);
 - ``$2b$``/``$2y$`` bcrypt hashes are literal strings, like ``$2a$``;
-- a map or array taken from a variable is copied, not shared.
+- a map or array taken from a variable is copied, not shared;
+- maps and arrays nested more than ``MAX_DEPTH`` (100) deep are an error
+  (the NATS server has no limit; Python would hit its recursion limit).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ from conf.values import ConfList, ConfMap
 _TOP = "top"
 _MAP = "map"
 _ARRAY = "array"
+# Maps and arrays nested deeper than this are refused, so that hostile input
+# gets a ConfigError rather than a RecursionError.
+MAX_DEPTH = 100
 
 
 def loads(text: str, path: str | None = None, env: Mapping[str, str] | None = None) -> ConfMap:
@@ -76,6 +81,7 @@ class _Parser:
         env: Mapping[str, str],
         include_chain: tuple[str, ...],
         resolving: frozenset[str] = frozenset(),
+        depth: int = 0,
     ) -> None:
         self.text = text
         self.src = text.source
@@ -84,6 +90,8 @@ class _Parser:
         self.env = env
         self.include_chain = include_chain
         self.resolving = resolving
+        # How many maps and arrays are open, counting those of including documents.
+        self.depth = depth
         # The maps currently open, outermost first: variables are looked up here.
         self.scopes: list[ConfMap] = []
 
@@ -310,9 +318,15 @@ class _Parser:
                 return value
             j = close + 1
 
+    def enter_nesting(self) -> None:
+        if self.depth >= MAX_DEPTH:
+            raise self.error(f"maps and arrays are nested more than {MAX_DEPTH} deep")
+        self.depth += 1
+
     def parse_array(self) -> ConfList:
         start = self.i
         result = ConfList(self.text.position(start))
+        self.enter_nesting()
         self.i += 1
         while True:
             self.skip_space_and_comments()
@@ -324,6 +338,7 @@ class _Parser:
                 )
             if ch == "]":
                 self.i += 1
+                self.depth -= 1
                 return result
             if ch == ",":
                 raise self.error("unexpected ',' in array: expected a value")
@@ -343,12 +358,14 @@ class _Parser:
 
     def parse_map(self) -> ConfMap:
         result = ConfMap(self.text.position(self.i))
+        self.enter_nesting()
         self.i += 1
         self.scopes.append(result)
         try:
             self.parse_entries(result, _MAP)
         finally:
             self.scopes.pop()
+        self.depth -= 1
         return result
 
     # -- variables ----------------------------------------------------------
@@ -371,7 +388,7 @@ class _Parser:
 
     def parse_environment_value(self, name: str, index: int) -> Any:
         text = Text(f"pk={self.env[name]}", f"<environment variable {name}>")
-        parser = _Parser(text, self.env, self.include_chain, self.resolving | {name})
+        parser = _Parser(text, self.env, self.include_chain, self.resolving | {name}, self.depth)
         try:
             parsed = parser.parse_document()
         except ConfigError as exc:
@@ -411,6 +428,8 @@ class _Parser:
                 target.used_as_variable.add(key)
 
     def read_include(self, written: str, index: int) -> ConfMap:
+        if "\0" in written:
+            raise self.error("include path contains a NUL character", index)
         base = Path(self.text.file).parent if self.include_chain else Path.cwd()
         path = base / written
         resolved = str(path.resolve())
@@ -427,5 +446,10 @@ class _Parser:
             raise self.error(
                 f"include file {written!r} is not UTF-8 text: {exc.reason}", index
             ) from None
-        parser = _Parser(Text(source, str(path)), self.env, (*self.include_chain, resolved))
+        parser = _Parser(
+            Text(source, str(path)),
+            self.env,
+            (*self.include_chain, resolved),
+            depth=self.depth,
+        )
         return parser.parse_document()
