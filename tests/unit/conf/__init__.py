@@ -1,0 +1,1 @@
+"""Tests of the configuration language (``conf``): values, errors, includes, writer, fuzz."""

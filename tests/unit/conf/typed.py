@@ -1,0 +1,25 @@
+"""Type-strict comparison of parsed values: ``True`` is not ``1`` and ``1.0`` is not ``1``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def typed(value: Any) -> Any:
+    """``value`` with each scalar tagged by its plain type, so ``==`` also compares types."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("int", int(value))
+    if isinstance(value, float):
+        return ("float", value)
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, dt.datetime):
+        return ("datetime", value, value.utcoffset())
+    raise TypeError(f"unexpected parsed type {type(value).__name__}")
