@@ -133,7 +133,7 @@ class Block:
                 if lower in ignored_names:
                     ctx.warn(pos, f'"{key}" in {where} is not supported by jetgate, ignored')
                 elif key not in variables:
-                    hint = suggest(lower, [*spelling, *ignored_names])
+                    hint = suggest(lower, keys) or suggest(lower, [*spelling, *ignored_names])
                     ctx.error(pos, f'unknown field "{key}" in {where}{hint}')
                 continue
             previous = self.entries.get(canonical)
