@@ -1,4 +1,8 @@
-"""Type-strict comparison of parsed values: ``True`` is not ``1`` and ``1.0`` is not ``1``."""
+"""Type-strict comparison of parsed values: ``True`` is not ``1`` and ``1.0`` is not ``1``.
+
+Tuples compare as lists (``dumps`` writes them as arrays); datetimes compare as
+instants, and an aware one never equals a naive one.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ def typed(value: Any) -> Any:
     """``value`` with each scalar tagged by its plain type, so ``==`` also compares types."""
     if isinstance(value, dict):
         return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [typed(item) for item in value]
     if isinstance(value, bool):
         return ("bool", value)
@@ -21,5 +25,5 @@ def typed(value: Any) -> Any:
     if isinstance(value, str):
         return ("str", value)
     if isinstance(value, dt.datetime):
-        return ("datetime", value, value.utcoffset())
+        return ("datetime", value, value.tzinfo is not None)
     raise TypeError(f"unexpected parsed type {type(value).__name__}")
