@@ -1,0 +1,43 @@
+"""What a protocol session learns about its connection: kind, peer, TLS, HTTP upgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from gateway.options.model import ConnectionType
+
+
+def _no_headers() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    """One accepted connection, as every listener describes it to the session code.
+
+    ``kind`` is the connection type that ``allowed_connection_types`` is checked
+    against (STANDARD, WEBSOCKET, MQTT, MQTT_WS). ``peer_certificate`` is the
+    client certificate as ``ssl.SSLSocket.getpeercert()`` gives it, when the
+    client presented one. WebSocket connections also carry the request path,
+    the negotiated subprotocol and the request headers (for origin checks and
+    cookie-based credentials).
+    """
+
+    id: int
+    kind: ConnectionType
+    peer_host: str
+    peer_port: int
+    local_port: int
+    tls: bool = False
+    peer_certificate: dict[str, Any] | None = None
+    path: str | None = None
+    subprotocol: str | None = None
+    headers: Mapping[str, str] = field(default_factory=_no_headers)
+
+    @property
+    def peer(self) -> str:
+        """``host:port`` of the client, for logs."""
+        return f"{self.peer_host}:{self.peer_port}"

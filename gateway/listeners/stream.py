@@ -1,0 +1,50 @@
+"""The byte stream every listener hands to a protocol session, whatever the transport."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+
+from gateway.listeners.conninfo import ConnInfo
+
+
+class ByteStream(abc.ABC):
+    """A connected client as bytes in and bytes out.
+
+    ``read`` returns the next chunk of bytes (b"" once the peer has closed),
+    ``write`` queues bytes without waiting, ``drain`` waits until the queue is
+    below the transport's high-water mark (back-pressure), ``buffered`` tells
+    how many bytes wait to be sent (so a session can drop QoS 0 traffic for a
+    client that does not keep up), and ``close`` is idempotent.
+    """
+
+    info: ConnInfo
+
+    @abc.abstractmethod
+    async def read(self) -> bytes:
+        """The next bytes from the client; b"" when the connection has ended."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending."""
+
+    @abc.abstractmethod
+    async def drain(self) -> None:
+        """Wait until queued bytes are below the high-water mark."""
+
+    @abc.abstractmethod
+    def buffered(self) -> int:
+        """Bytes queued and not yet handed to the operating system."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection (flushing what was queued, within a short deadline)."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once the connection is closed or lost."""
+
+
+#: What a listener calls for each accepted connection; it owns the stream until it returns.
+ConnectionHandler = Callable[[ByteStream], Awaitable[None]]

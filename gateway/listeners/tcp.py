@@ -1,0 +1,135 @@
+"""Plain TCP (and TLS from the first byte) listener: asyncio streams as ``ByteStream``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from gateway.listeners.conninfo import ConnInfo
+from gateway.listeners.ids import next_connection_id
+from gateway.listeners.stream import ByteStream, ConnectionHandler
+from gateway.options.model import ConnectionType
+
+log = logging.getLogger("jetgate.listeners")
+
+READ_CHUNK = 256 * 1024
+CLOSE_DEADLINE = 2.0
+
+
+class TcpStream(ByteStream):
+    """One TCP connection."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: ConnInfo
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.info = info
+        self._closed = False
+
+    async def read(self) -> bytes:
+        if self._closed:
+            return b""
+        try:
+            return await self._reader.read(READ_CHUNK)
+        except (ConnectionError, ssl.SSLError, OSError):
+            self._closed = True
+            return b""
+
+    def write(self, data: bytes) -> None:
+        if not self._closed and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def drain(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self._writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError):
+            self._closed = True
+
+    def buffered(self) -> int:
+        return self._writer.transport.get_write_buffer_size()
+
+    async def close(self) -> None:
+        if self._closed and self._writer.is_closing():
+            return
+        self._closed = True
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_DEADLINE)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._writer.is_closing()
+
+
+class TcpListener:
+    """Accepts TCP (or TLS) connections on host:port and runs ``handler`` for each."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        kind: ConnectionType,
+        handler: ConnectionHandler,
+        ssl_context: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float | None = None,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.kind = kind
+        self._handler = handler
+        self._ssl = ssl_context
+        self._tls_timeout = tls_handshake_timeout
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting."""
+        extra: dict[str, Any] = {}
+        if self._ssl is not None and self._tls_timeout:
+            extra["ssl_handshake_timeout"] = self._tls_timeout
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.requested_port, ssl=self._ssl, limit=READ_CHUNK, **extra
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when asked for port 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("listener is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting; connections already accepted are closed by their sessions."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_DEADLINE)
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        sock = writer.get_extra_info("sockname") or ("", 0)
+        ssl_object = writer.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        info = ConnInfo(
+            id=next_connection_id(),
+            kind=self.kind,
+            peer_host=str(peer[0]),
+            peer_port=int(peer[1]),
+            local_port=int(sock[1]),
+            tls=ssl_object is not None,
+            peer_certificate=certificate or None,
+        )
+        stream = TcpStream(reader, writer, info)
+        try:
+            await self._handler(stream)
+        except Exception:
+            # A session bug must not take the listener down; it is logged once here.
+            log.exception("cid:%d: connection handler failed", info.id)
+        finally:
+            await stream.close()

@@ -1,0 +1,227 @@
+"""WebSocket listener (``websockets`` library): MQTT over WebSocket and NATS over WebSocket.
+
+One port serves both, as in the NATS server's ``websocket`` block: a client
+that offers the ``mqtt`` subprotocol is an MQTT_WS connection, any other is a
+NATS WEBSOCKET connection. MQTT packets may span frames and one frame may hold
+several packets, so the session sees a plain byte stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import ssl
+from collections.abc import Sequence
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from gateway.listeners.conninfo import ConnInfo
+from gateway.listeners.ids import next_connection_id
+from gateway.listeners.stream import ByteStream, ConnectionHandler
+from gateway.options.model import ConnectionType
+
+log = logging.getLogger("jetgate.listeners")
+
+MQTT_SUBPROTOCOLS = (Subprotocol("mqtt"), Subprotocol("mqttv3.1"))
+CLOSE_DEADLINE = 2.0
+
+
+class WebSocketStream(ByteStream):
+    """One WebSocket connection as a byte stream: binary frames in and out."""
+
+    def __init__(self, connection: ServerConnection, info: ConnInfo) -> None:
+        self._ws = connection
+        self.info = info
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flushing: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def read(self) -> bytes:
+        if self._closed:
+            return b""
+        try:
+            message = await self._ws.recv()
+        except ConnectionClosed:
+            self._closed = True
+            return b""
+        if isinstance(message, str):
+            if self.info.kind is ConnectionType.MQTT_WS:
+                # [MQTT-6.0.0-1] MQTT travels in binary frames only; any other closes.
+                log.debug("cid:%d: text frame on an MQTT WebSocket, closing", self.info.id)
+                self._closed = True
+                return b""
+            return message.encode()
+        return message
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending and not self._closed:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            try:
+                await self._ws.send(data)
+            except ConnectionClosed:
+                self._closed = True
+
+    async def drain(self) -> None:
+        task = self._flushing
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+    def buffered(self) -> int:
+        transport = self._ws.transport
+        return self._pending_size + (transport.get_write_buffer_size() if transport else 0)
+
+    async def close(self) -> None:
+        if self._closed and self._ws.state.name == "CLOSED":
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), CLOSE_DEADLINE)
+        self._closed = True
+        with contextlib.suppress(ConnectionClosed, TimeoutError, OSError):
+            await asyncio.wait_for(self._ws.close(), CLOSE_DEADLINE)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    for subprotocol in MQTT_SUBPROTOCOLS:
+        if subprotocol in offered:
+            return subprotocol
+    return None  # NATS over WebSocket: no subprotocol needed
+
+
+class WebSocketListener:
+    """Accepts WebSocket connections on host:port and runs ``handler`` for each."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: ConnectionHandler,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 2.0,
+        compression: bool = False,
+        same_origin: bool = False,
+        allowed_origins: Sequence[str] = (),
+        max_message_size: int | None = None,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self._handler = handler
+        self._ssl = ssl_context
+        self._handshake_timeout = handshake_timeout
+        self._compression = compression
+        self._same_origin = same_origin
+        self._allowed_origins = {_origin_key(o) for o in allowed_origins}
+        self._max_message_size = max_message_size
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting."""
+        self._server = await serve(
+            self._accept,
+            self.host,
+            self.requested_port,
+            ssl=self._ssl,
+            select_subprotocol=_select_subprotocol,
+            compression="deflate" if self._compression else None,
+            process_request=self._check_origin,
+            open_timeout=self._handshake_timeout,
+            # Keep-alive is the protocols' business (MQTT keep alive, NATS PING).
+            ping_interval=None,
+            max_size=self._max_message_size,
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when asked for port 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("listener is not started")
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting and close open WebSocket connections."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_DEADLINE)
+            self._server = None
+
+    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None  # not a browser: nothing to check, as in the NATS server
+        key = _origin_key(origin)
+        if self._allowed_origins and key not in self._allowed_origins:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self._same_origin:
+            host = request.headers.get("Host", "")
+            scheme = "https" if self._ssl else "http"
+            if key != _origin_key(f"{scheme}://{host}"):
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        return None
+
+    async def _accept(self, connection: ServerConnection) -> None:
+        request = connection.request
+        peer = connection.remote_address or ("", 0)
+        local = connection.local_address or ("", 0)
+        subprotocol = connection.subprotocol
+        kind = ConnectionType.MQTT_WS if subprotocol else ConnectionType.WEBSOCKET
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        headers: Headers = request.headers if request is not None else Headers()
+        info = ConnInfo(
+            id=next_connection_id(),
+            kind=kind,
+            peer_host=str(peer[0]),
+            peer_port=int(peer[1]),
+            local_port=int(local[1]),
+            tls=ssl_object is not None,
+            peer_certificate=certificate or None,
+            path=request.path if request is not None else None,
+            subprotocol=subprotocol,
+            headers=MappingProxyType({k.lower(): v for k, v in headers.raw_items()}),
+        )
+        stream = WebSocketStream(connection, info)
+        try:
+            await self._handler(stream)
+        except Exception:
+            # A session bug must not take the listener down; it is logged once here.
+            log.exception("cid:%d: connection handler failed", info.id)
+        finally:
+            await stream.close()
+
+
+def _origin_key(origin: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an origin, with default ports filled in, for comparison."""
+    parts = urlsplit(origin.strip().lower())
+    scheme = parts.scheme or "http"
+    default = 443 if scheme in ("https", "wss") else 80
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = default
+    return scheme, parts.hostname or "", port
