@@ -70,7 +70,7 @@ def is_public_nkey(text: str, role: str) -> bool:
     if len(text) != 56 or not text.startswith(role):
         return False
     try:
-        raw = base64.b32decode(text + "====")
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
     except (binascii.Error, ValueError):
         return False
     if len(raw) != 35 or raw[0] >> 3 != ord(role) - ord("A"):
