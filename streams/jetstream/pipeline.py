@@ -1,0 +1,270 @@
+"""The outbound pipeline of the JetStream backend: pipelined publishes and confirmed acks.
+
+Every message this backend sends on its own (stream publishes, consumer acks)
+goes through one FIFO written by one task, so ``publish_async`` stays a plain
+method, no task is made per message and wire order equals call order.
+
+A publish carries a reply subject ``<inbox>.<n>``; the server answers there
+with the PubAck JSON (or a 503 no-responders status when no stream captures
+the subject). Answers may arrive in any order across streams; futures are
+resolved strictly in publish order, by holding an answer until every earlier
+publish has its own. One timer, armed for the oldest publish, fails publishes
+that get no answer within ``timeout`` with ``LogTimeout``.
+
+A consumer ack (``+ACK``, ``-NAK``, ``+WPI``, ``+TERM``) carries a reply
+subject ``<inbox>.a<n>``: the server answers once it has processed the ack.
+``settle()`` waits for those answers, so a ``consumer_info`` issued after an
+ack sees its effect (JetStream processes acks asynchronously otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Mapping
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg as NatsMsg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from streams.errors import (
+    BadRequest,
+    LogClosed,
+    LogError,
+    LogTimeout,
+    MessageTooLarge,
+    NoStreamForSubject,
+)
+from streams.jetstream.wire import pub_ack_from_json
+from streams.types import PubAck
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+
+class _Pending:
+    """One publish awaiting its answer."""
+
+    __slots__ = ("deadline", "fut", "n", "result")
+
+    def __init__(self, n: int, fut: asyncio.Future[PubAck], deadline: float) -> None:
+        self.n = n
+        self.fut = fut
+        self.deadline = deadline
+        self.result: PubAck | LogError | None = None
+
+
+_Out = tuple[str, bytes, str, "dict[str, str] | None", "_Pending | int | None"]
+
+
+class Pipeline:
+    """Pipelined publishing with in-order acks, and confirmed consumer acks, on one connection."""
+
+    def __init__(self, nc: NATS, timeout: float = 5.0) -> None:
+        self._nc = nc
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._prefix = ""
+        self._sub: NatsSubscription | None = None
+        self._out: deque[_Out] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._next = 0
+        self._order: deque[_Pending] = deque()
+        self._by_id: dict[int, _Pending] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._acks: dict[int, float] = {}
+        self._ack_next = 0
+        self._ack_event = asyncio.Event()
+        self._closed = False
+
+    async def start(self) -> None:
+        """Subscribe to the reply inbox and start the writer."""
+        self._prefix = self._nc.new_inbox() + "."
+        self._sub = await self._nc.subscribe(
+            self._prefix + "*", cb=self._on_reply, pending_msgs_limit=0, pending_bytes_limit=0
+        )
+        self._writer = self._loop.create_task(self._write())
+
+    @property
+    def in_flight(self) -> int:
+        """Publishes sent and not yet answered."""
+        return len(self._order)
+
+    # -- publishing -------------------------------------------------------------
+
+    def publish(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None
+    ) -> asyncio.Future[PubAck]:
+        fut: asyncio.Future[PubAck] = self._loop.create_future()
+        if self._closed:
+            fut.set_exception(LogClosed("log closed"))
+            return fut
+        n = self._next
+        self._next = n + 1
+        p = _Pending(n, fut, self._loop.time() + self._timeout)
+        self._order.append(p)
+        self._by_id[n] = p
+        self._send(subject, payload, f"{self._prefix}{n}", headers, p)
+        if self._timer is None:
+            self._arm()
+        return fut
+
+    def _send(
+        self,
+        subject: str,
+        payload: bytes,
+        reply: str,
+        headers: Mapping[str, str] | None,
+        tag: _Pending | int | None,
+    ) -> None:
+        self._out.append((subject, payload, reply, dict(headers) if headers else None, tag))
+        if self._idle.is_set():
+            self._idle.clear()
+            self._wake.set()
+
+    async def _write(self) -> None:
+        nc = self._nc
+        out = self._out
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while out:
+                subject, payload, reply, headers, tag = out.popleft()
+                try:
+                    await nc.publish(subject, payload, reply=reply, headers=headers)
+                except nats.errors.MaxPayloadError:
+                    self._fail(tag, MessageTooLarge("payload exceeds the server's max_payload"))
+                except (nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
+                    self._fail(tag, BadRequest(f"cannot publish on {subject!r}: {exc}"))
+                except nats.errors.Error as exc:
+                    self._fail(tag, LogClosed(f"cannot publish: {exc}"))
+            self._idle.set()
+
+    def _fail(self, tag: _Pending | int | None, exc: LogError) -> None:
+        if isinstance(tag, _Pending):
+            if self._by_id.pop(tag.n, None) is not None:
+                tag.result = exc
+                self._resolve()
+        elif tag is not None:
+            self._acks.pop(tag, None)
+            self._ack_event.set()
+
+    async def _on_reply(self, msg: NatsMsg) -> None:
+        token = msg.subject[len(self._prefix) :]
+        if token.startswith("a"):
+            with contextlib.suppress(ValueError):
+                self._acks.pop(int(token[1:]), None)
+                self._ack_event.set()
+            return
+        try:
+            p = self._by_id.pop(int(token))
+        except (ValueError, KeyError):
+            return  # timed out already, or not ours
+        headers = msg.headers
+        if headers and headers.get("Status") == "503":
+            p.result = NoStreamForSubject(f"no stream captures {msg.subject!r}")
+        else:
+            try:
+                p.result = pub_ack_from_json(msg.data)
+            except LogError as exc:
+                p.result = exc
+        self._resolve()
+
+    def _resolve(self) -> None:
+        order = self._order
+        while order and order[0].result is not None:
+            p = order.popleft()
+            result = p.result
+            if p.fut.done():
+                continue
+            if isinstance(result, PubAck):
+                p.fut.set_result(result)
+            else:
+                assert result is not None
+                p.fut.set_exception(result)
+
+    def _arm(self) -> None:
+        if self._order:
+            self._timer = self._loop.call_at(self._order[0].deadline, self._expire)
+        else:
+            self._timer = None
+
+    def _expire(self) -> None:
+        now = self._loop.time()
+        for n, p in list(self._by_id.items()):
+            if p.deadline > now:
+                break  # ids and deadlines grow together
+            del self._by_id[n]
+            p.result = LogTimeout(f"no PubAck within {self._timeout}s")
+        self._resolve()
+        self._arm()
+
+    # -- consumer acks ------------------------------------------------------------
+
+    def ack(self, reply: str, body: bytes) -> None:
+        """Send an ack kind (``+ACK`` ...) to a delivery's reply subject, asking for a reply."""
+        if self._closed:
+            raise LogClosed("log closed")
+        n = self._ack_next
+        self._ack_next = n + 1
+        self._acks[n] = self._loop.time()
+        self._send(reply, body, f"{self._prefix}a{n}", None, n)
+
+    async def settle(self, timeout: float = 2.0) -> None:
+        """Wait until the server has processed every ack sent so far (at most ``timeout``).
+
+        An ack for a consumer or message that no longer exists gets no answer;
+        such acks are forgotten once the timeout passes.
+        """
+        upto = self._ack_next
+        deadline = self._loop.time() + timeout
+        while self._acks and next(iter(self._acks)) < upto:
+            self._ack_event.clear()
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                for n in [n for n in self._acks if n < upto]:
+                    del self._acks[n]
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ack_event.wait(), remaining)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until everything queued has been handed to the connection."""
+        if self._idle.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            raise LogTimeout("outbound queue did not drain in time") from None
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout``) for in-flight publishes, then fail the rest. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        waiting = [p.fut for p in self._order]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for p in self._order:
+            p.result = LogClosed("log closed before the PubAck arrived")
+        self._by_id.clear()
+        self._resolve()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
