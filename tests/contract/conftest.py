@@ -67,7 +67,14 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         # and build an Opener connecting a new Log to server.url each call.
         if importlib.util.find_spec("streams.jetstream") is None:
             pytest.skip("streams.jetstream not written yet")
-        pytest.skip("JetStream backend factory not plugged in yet")
+        from streams.jetstream import JetStreamLog
+
+        url = request.getfixturevalue("nats_server").url
+
+        async def open_jetstream() -> Log:
+            return await JetStreamLog.connect(url)
+
+        opener = open_jetstream
         # ---------------------------------------------------------------------
     b = Backend(request.param, opener)
     await b.open()
