@@ -350,3 +350,18 @@ def test_each_auth_mistake_is_an_error_at_its_key(text: str, expected: str) -> N
 def test_a_resolver_without_an_operator_is_a_warning() -> None:
     options = build("resolver: MEMORY")
     assert options.warnings == ("a.conf:1:1: resolver has no effect without an operator, ignored",)
+
+
+# -- real nkeys (from the shared test vectors) ---------------------------------------------------------------
+
+REAL_ACCOUNT = "ACATS5YOVB6ROX2WUNKGNQ2MP3GMXDMKSG2O4N5CLX3A6W4PZGZZIL2R"
+REAL_OPERATOR = "OCFIRY65OQE7DFP5KLNS2PF2LVZMUZYJX4OZIEQ36N2IQANUB5XVYOCS"
+
+
+def test_real_nkeys_pass_and_a_corrupted_checksum_fails() -> None:
+    assert build(f"trusted_keys: {REAL_OPERATOR}").trusted_keys == (REAL_OPERATOR,)
+    corrupted = REAL_OPERATOR[:-1] + ("A" if REAL_OPERATOR[-1] != "A" else "B")
+    assert errors(f"trusted_keys: {corrupted}") == [
+        f'a.conf:1:1: trust key "{corrupted}" required to be a valid public operator nkey'
+    ]
+    assert build(f"accounts {{ A {{ nkey: {REAL_ACCOUNT} }} }}").accounts[0].nkey == REAL_ACCOUNT
