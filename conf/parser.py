@@ -268,12 +268,20 @@ class _Parser:
                 self.i = read_escape(self.text, self.i, out)
                 had_escape = True
                 continue
-            out += ch.encode("utf-8", errors="surrogateescape")
+            self.append_char(out, ch)
             self.i += 1
         kind, value = classify_raw(decode_bytes(out), had_escape)
         if kind == "variable":
             return self.lookup_variable(value, start)
         return value
+
+    def append_char(self, out: bytearray, ch: str) -> None:
+        """Add the character at the read position to string bytes ``out``."""
+        try:
+            out += ch.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            # Only text handed to loads() can hold a lone surrogate; files are UTF-8.
+            raise self.error(f"invalid character {ch!r}: a lone surrogate is not text") from None
 
     def parse_single_quoted(self) -> str:
         end = self.src.find("'", self.i + 1)
@@ -297,7 +305,7 @@ class _Parser:
             if ch == "\\":
                 self.i = read_escape(self.text, self.i, out)
                 continue
-            out += ch.encode("utf-8", errors="surrogateescape")
+            self.append_char(out, ch)
             self.i += 1
 
     def parse_block(self) -> str:

@@ -16,6 +16,16 @@ import conf
 
 ERRORS: list[tuple[str, str, str]] = [
     (
+        "lone_surrogate_in_raw_string",
+        "a = x\ud800",
+        "<string>:1:6: invalid character '\\ud800': a lone surrogate is not text",
+    ),
+    (
+        "lone_surrogate_in_double_quotes",
+        'a = "x\ud800"',
+        "<string>:1:7: invalid character '\\ud800': a lone surrogate is not text",
+    ),
+    (
         "s2_two_values_on_a_line",
         "a = 1 b = 2",
         "<string>:1:7: expected a value to end with a new line, ',', ';', '}' or a comment, but got 'b'",
