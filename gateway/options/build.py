@@ -406,7 +406,7 @@ def build_options(conf_map: ConfMap) -> Options:
     no_auth = _no_auth_entries(ctx, [
         no_auth_entry,
         _sub_entry(b.get("mqtt"), "no_auth_user"),
-        _sub_entry(b.get("websocket"), "no_auth_user") or _sub_entry(b.get("ws"), "no_auth_user"),
+        _sub_entry(b.get("websocket"), "no_auth_user"),
     ])
     if no_auth and no_auth[0][0] is no_auth_entry:
         out["no_auth_user"] = no_auth[0][1]
