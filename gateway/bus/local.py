@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 
 from gateway.bus.api import (
     DEFAULT_PENDING_LIMIT,
@@ -168,6 +169,15 @@ class LocalBus(Bus):
         self._drained = 0
         self._flushers: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
+        self._interest_listeners: list[Callable[[str], None]] = []
+
+    def add_interest_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(subject)`` whenever a subscription is made (for push consumers)."""
+        self._interest_listeners.append(listener)
+
+    def remove_interest_listener(self, listener: Callable[[str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._interest_listeners.remove(listener)
 
     # -- publishing ---------------------------------------------------------
 
@@ -283,6 +293,8 @@ class LocalBus(Bus):
             validate_subject(queue)
         sub = LocalSubscription(self, subject, queue, callback, max_msgs, pending_limit)
         self._subs.insert(subject, sub)
+        for listener in self._interest_listeners:
+            listener(subject)
         return sub
 
     def _remove(self, sub: LocalSubscription) -> None:

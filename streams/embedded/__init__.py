@@ -1,1 +1,5 @@
-"""jetgate's own on-disk store for embedded mode."""
+"""jetgate's own on-disk store for embedded mode (``EmbeddedLog``)."""
+
+from streams.embedded.log import EmbeddedLog
+
+__all__ = ["EmbeddedLog"]
