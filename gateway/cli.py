@@ -8,7 +8,6 @@ validates it. Flags given on the command line override the file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -44,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-a", "--addr", "--net", metavar="HOST", help="NATS client listen host")
     parser.add_argument("-p", "--port", type=int, metavar="PORT", help="NATS client port")
     parser.add_argument("--mqtt-port", type=int, metavar="PORT", help="MQTT port")
-    parser.add_argument("--store-dir", "--sd", metavar="DIR", help="log (JetStream) store directory")
+    parser.add_argument(
+        "--store-dir", "--sd", metavar="DIR", help="log (JetStream) store directory"
+    )
     parser.add_argument("-D", "--debug", action="store_true", help="enable debug logging")
     parser.add_argument("-V", "--trace", action="store_true", help="enable protocol tracing")
     parser.add_argument("-l", "--log", metavar="FILE", help="write the log to FILE")
@@ -53,27 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def apply_overrides(options: Options, args: argparse.Namespace) -> Options:
     """Options with the command-line flags laid over the file's values."""
-    if args.addr is not None:
-        options = dataclasses.replace(options, host=args.addr)
-    if args.port is not None:
-        options = dataclasses.replace(options, port=args.port)
-    if args.mqtt_port is not None:
-        options = dataclasses.replace(
-            options, mqtt=dataclasses.replace(options.mqtt, port=args.mqtt_port)
-        )
-    if args.store_dir is not None:
-        options = dataclasses.replace(
-            options, jetstream=dataclasses.replace(options.jetstream, store_dir=args.store_dir)
-        )
-    return options
+    return options.with_overrides(
+        host=args.addr,
+        port=args.port,
+        mqtt_port=args.mqtt_port,
+        store_dir=args.store_dir,
+        debug=True if args.debug else None,
+        trace=True if args.trace else None,
+        log_file=args.log,
+    )
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    """Log to stderr (or ``--log FILE``) at INFO, DEBUG with ``-D``, TRACE with ``-V``."""
+def configure_logging(options: Options) -> None:
+    """Log to stderr (or the log file) at INFO, DEBUG with ``debug``, TRACE with ``trace``."""
     logging.addLevelName(TRACE, "TRACE")
-    level = TRACE if args.trace else logging.DEBUG if args.debug else logging.INFO
+    level = TRACE if options.trace else logging.DEBUG if options.debug else logging.INFO
     handler: logging.Handler
-    handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    if options.log_file:
+        handler = logging.FileHandler(options.log_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         options = apply_overrides(load_options(args.config), args)
+    except ValueError as exc:  # a flag out of range
+        print(f"jetgate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         if args.check:
@@ -96,12 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("configuration OK")
         return EXIT_OK
     try:
-        configure_logging(args)
+        configure_logging(options)
     except OSError as exc:
-        print(f"jetgate: cannot open log file {args.log}: {exc.strerror}", file=sys.stderr)
+        print(f"jetgate: cannot open log file {options.log_file}: {exc.strerror}", file=sys.stderr)
         return EXIT_CONFIG
     source = args.config or "built-in defaults"
-    log.info("jetgate %s: configuration loaded from %s (%s mode)", __version__, source, options.mode)
+    log.info(
+        "jetgate %s: configuration loaded from %s (%s mode)", __version__, source, options.mode
+    )
     # The listeners arrive with the broker issues; until then say so rather than pretend.
     log.error(
         "this build has no MQTT or NATS listeners yet; nothing to serve, exiting "
