@@ -66,7 +66,7 @@ def test_valid_config_parses(empty_dir: Path) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text())
+@given(st.text(alphabet=st.characters()))
 def test_random_text(empty_dir: Path, text: str) -> None:
     accepted_or_config_error(text, empty_dir)
 
