@@ -47,12 +47,15 @@ from streams.types import (
 __all__ = [
     "JetStreamAPIError",
     "api_error",
+    "consumer_config_from_json",
     "consumer_config_to_json",
     "consumer_info_from_json",
     "decode",
+    "parse_headers",
     "parse_time",
     "pub_ack_from_json",
     "stored_msg_from_json",
+    "stream_config_from_json",
     "stream_config_to_json",
     "stream_info_from_json",
 ]
