@@ -422,7 +422,7 @@ class _Parser:
         else:
             if ch == "" or ch in NEWLINES:
                 raise self.error("expected an include path but found the end of the line")
-            if ch in "[{(\\-" or ch.isdigit():
+            if ch in "[{(\\-};" or ch.isdigit():
                 raise self.error(f"expected an include path but found {describe(ch)}")
             while self.i < self.n and self.src[self.i] not in " \t\n\r;}'":
                 self.i += 1

@@ -15,6 +15,8 @@ import pytest
 import conf
 
 ERRORS: list[tuple[str, str, str]] = [
+    ("s10_path_is_brace", "m { include }", "<string>:1:13: expected an include path but found '}'"),
+    ("s10_path_is_semicolon", "include ;", "<string>:1:9: expected an include path but found ';'"),
     (
         "lone_surrogate_in_raw_string",
         "a = x\ud800",
