@@ -90,6 +90,8 @@ _ERRORS: dict[int, type[LogError]] = {
     10054: MessageTooLarge,
     10077: StreamLimitReached,
     10049: StorageError,
+    10052: BadRequest,  # "stream configuration invalid"
+    10025: BadRequest,  # "stream name in subject does not match request"
 }
 
 
