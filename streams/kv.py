@@ -79,7 +79,6 @@ class StreamKeyValue(KeyValue):
     def stream_config(config: KeyValueConfig) -> StreamConfig:
         if not _BUCKET_RE.match(config.bucket):
             raise BadRequest(f"invalid bucket name {config.bucket!r}")
-        window = 120.0 if config.ttl <= 0 else min(config.ttl, 120.0)
         return StreamConfig(
             name=f"KV_{config.bucket}",
             subjects=(f"$KV.{config.bucket}.>",),
@@ -89,7 +88,6 @@ class StreamKeyValue(KeyValue):
             max_age=config.ttl,
             max_msg_size=config.max_value_size,
             discard=DiscardPolicy.NEW,
-            duplicate_window=window,
             allow_rollup_hdrs=True,
             deny_delete=True,
             allow_direct=True,

@@ -100,8 +100,9 @@ class StreamConfig:
     max_msg_size: int = -1
     discard: DiscardPolicy = DiscardPolicy.OLD
     discard_new_per_subject: bool = False
-    duplicate_window: float = 120.0
-    """Seconds a ``Nats-Msg-Id`` is remembered."""
+    duplicate_window: float = 0.0
+    """Seconds a ``Nats-Msg-Id`` is remembered; 0 means the server default
+    (2 minutes, or max_age if shorter). Must not exceed max_age."""
     max_consumers: int = -1
     allow_rollup_hdrs: bool = False
     """Honour ``Nats-Rollup: sub|all`` headers (KV purge uses it)."""

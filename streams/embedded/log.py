@@ -58,6 +58,7 @@ from streams.types import (
     AckPolicy,
     ConsumerConfig,
     ConsumerInfo,
+    DeliverPolicy,
     PubAck,
     RetentionPolicy,
     StorageType,
@@ -231,7 +232,12 @@ class EmbeddedLog(Log):
                 validate_subject(s, wildcards=True)
         except InvalidSubject as exc:
             raise BadRequest(str(exc)) from None
-        return dataclasses.replace(config, subjects=tuple(subjects))
+        window = config.duplicate_window
+        if window <= 0:
+            window = min(120.0, config.max_age) if config.max_age > 0 else 120.0
+        elif config.max_age > 0 and window > config.max_age:
+            raise BadRequest("duplicates window can not be larger then max age")
+        return dataclasses.replace(config, subjects=tuple(subjects), duplicate_window=window)
 
     def _check_overlap(self, config: StreamConfig) -> None:
         for other in self._streams.values():
@@ -515,6 +521,14 @@ class EmbeddedLog(Log):
                 validate_subject(f, wildcards=True)
         except InvalidSubject as exc:
             raise BadRequest(str(exc)) from None
+        policy = config.deliver_policy
+        if policy is DeliverPolicy.LAST_PER_SUBJECT and not config.filters:
+            raise BadRequest(
+                "consumer delivery policy is deliver last per subject, "
+                "but optional filter subject is not set"
+            )
+        if (policy is DeliverPolicy.BY_START_SEQUENCE) != (config.opt_start_seq is not None):
+            raise BadRequest("consumer deliver policy and optional start sequence do not match")
         if config.max_ack_pending == 0 or config.ack_wait <= 0:
             raise BadRequest("ack_wait and max_ack_pending must be positive")
         ephemeral = not config.durable_name
