@@ -17,6 +17,7 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -46,10 +47,8 @@ def parse_duration(value: object) -> float:
         return 0.0
     if not text:
         raise DurationError(f"invalid duration {value!r}")
-    try:
+    if _SECONDS.fullmatch(text):
         return sign * float(text)
-    except ValueError:
-        pass
     total = 0.0
     pos = 0
     for match in _PART.finditer(text):

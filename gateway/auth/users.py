@@ -1,0 +1,259 @@
+"""The one user table every listener authenticates against (config mode).
+
+Built once from ``Options``. ``authenticate(kind, credentials, nonce)`` follows
+the NATS server's order of checks (``shared/reference/nats-mqtt.md`` 5.2-5.4):
+
+1. no credentials at all and a ``no_auth_user`` (the listener's own, else the
+   top-level one): that user;
+2. an nkey (NATS clients): the nkey user, with the nonce signature verified;
+3. a user name known to the ``users`` lists: its password (plain, compared in
+   constant time, or bcrypt);
+4. simple auth: the listener's ``authorization`` override if it has one, else
+   the top-level token or single user/password;
+
+and at every step the user's ``allowed_connection_types`` must include the
+connection's kind. MQTT clients pass their password as both password and
+token. A failure raises ``AuthenticationFailed`` with the reason for the log;
+protocols answer with their own code, never the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+import bcrypt
+
+from gateway.auth.nkeys import NKeyError, Role, decode_signature, verify
+from gateway.auth.permissions import Permissions
+from gateway.options.model import ConnectionType, Options, SimpleAuth, User
+
+GLOBAL_ACCOUNT = "$G"
+_MQTT_KINDS = frozenset({ConnectionType.MQTT, ConnectionType.MQTT_WS})
+_BCRYPT_CACHE_SIZE = 4096
+_UNRESTRICTED = Permissions(None)
+
+
+class AuthenticationFailed(Exception):
+    """Credentials refused; ``reason`` is for the log only.
+
+    ``not_authorized`` distinguishes "who you are is known but may not connect
+    this way" (MQTT 5.0 0x87) from bad credentials (0x86).
+    """
+
+    def __init__(self, reason: str, *, not_authorized: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.not_authorized = not_authorized
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a client presented, whatever its protocol."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    nkey: str | None = None
+    signature: str | None = field(default=None, repr=False)
+    jwt: str | None = field(default=None, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        """Whether the client presented nothing at all."""
+        return not (self.username or self.password or self.token or self.nkey or self.jwt)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a connection is: name, account and compiled permissions."""
+
+    name: str
+    account: str = GLOBAL_ACCOUNT
+    permissions: Permissions = _UNRESTRICTED
+    user: User | None = None
+    method: str = "none"
+
+
+ANONYMOUS = Identity("")
+
+
+class UserTable:
+    """Users, nkeys and simple credentials from ``Options``, and the checks against them."""
+
+    def __init__(self, options: Options) -> None:
+        self._by_name: dict[str, User] = {}
+        self._by_nkey: dict[str, User] = {}
+        for user in options.users:
+            if user.nkey:
+                self._by_nkey[user.nkey] = user
+            if user.username:
+                self._by_name[user.username] = user
+        self._identities: dict[int, Identity] = {}
+        top = options.authorization
+        self._top = SimpleAuth(top.user, top.password, top.token)
+        self._mqtt_override = options.mqtt.authorization
+        self._ws_override = options.websocket.authorization
+        self._no_auth = options.no_auth_user
+        self._mqtt_no_auth = options.mqtt.no_auth_user
+        self._ws_no_auth = options.websocket.no_auth_user
+        self._bcrypt_ok: dict[tuple[str, bytes], None] = {}
+        self._top_required = bool(
+            self._by_name or self._by_nkey or top.user or top.token or options.operator_mode
+        )
+
+    # -- what applies to a connection kind --------------------------------
+
+    def _override(self, kind: ConnectionType) -> SimpleAuth | None:
+        if kind in _MQTT_KINDS:
+            return self._mqtt_override
+        if kind is ConnectionType.WEBSOCKET:
+            return self._ws_override
+        return None
+
+    def _no_auth_user(self, kind: ConnectionType) -> str | None:
+        if kind in _MQTT_KINDS and self._mqtt_no_auth:
+            return self._mqtt_no_auth
+        if kind is ConnectionType.WEBSOCKET and self._ws_no_auth:
+            return self._ws_no_auth
+        return self._no_auth
+
+    def auth_required(self, kind: ConnectionType) -> bool:
+        """Whether clients of ``kind`` must present credentials (INFO ``auth_required``)."""
+        override = self._override(kind)
+        has_override = override is not None and bool(override.user or override.token)
+        return self._top_required or has_override or bool(self._no_auth_user(kind))
+
+    # -- authentication ----------------------------------------------------
+
+    async def authenticate(
+        self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None = None
+    ) -> Identity:
+        """The identity for ``credentials`` on a connection of ``kind``; bcrypt off the loop."""
+        user = self._find_password_user(kind, credentials)
+        if user is not None and user.password_is_bcrypt:
+            assert user.password is not None
+            password = credentials.password or ""
+            if not await asyncio.to_thread(self._bcrypt_matches, user.password, password):
+                raise AuthenticationFailed(f'bad password for user "{user.username}"')
+            return self._identity(user, "password")
+        return self.authenticate_now(kind, credentials, nonce)
+
+    def authenticate_now(
+        self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None = None
+    ) -> Identity:
+        """``authenticate`` without leaving the thread (bcrypt, if any, runs here)."""
+        if not self.auth_required(kind):
+            return ANONYMOUS
+        if credentials.empty:
+            name = self._no_auth_user(kind)
+            if name is None:
+                raise AuthenticationFailed("no credentials presented")
+            user = self._by_name.get(name) or self._by_nkey.get(name)
+            if user is None:
+                raise AuthenticationFailed(f'no_auth_user "{name}" is not a user')
+            self._check_kind(user, kind)
+            return self._identity(user, "no_auth_user")
+        if credentials.nkey:
+            return self._nkey_identity(kind, credentials, nonce)
+        user = self._find_password_user(kind, credentials)
+        if user is not None:
+            assert user.password is not None
+            if not self._password_matches(user.password, credentials.password or ""):
+                raise AuthenticationFailed(f'bad password for user "{user.username}"')
+            return self._identity(user, "password")
+        return self._simple(kind, credentials)
+
+    def _find_password_user(self, kind: ConnectionType, credentials: Credentials) -> User | None:
+        """The ``users`` entry named by the credentials, checked for kind and a password."""
+        if credentials.nkey or not credentials.username or not self._by_name:
+            return None
+        user = self._by_name.get(credentials.username)
+        if user is None:
+            return None
+        self._check_kind(user, kind)
+        if not user.password:
+            raise AuthenticationFailed(f'user "{user.username}" has no password to check')
+        return user
+
+    def _nkey_identity(
+        self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None
+    ) -> Identity:
+        assert credentials.nkey is not None
+        user = self._by_nkey.get(credentials.nkey)
+        if user is None:
+            raise AuthenticationFailed(f'unknown nkey "{credentials.nkey}"')
+        self._check_kind(user, kind)
+        if nonce is None or not credentials.signature:
+            raise AuthenticationFailed("nkey presented without a nonce signature")
+        try:
+            verify(user.nkey or "", nonce, decode_signature(credentials.signature), Role.USER)
+        except NKeyError as exc:
+            raise AuthenticationFailed(f'nkey "{credentials.nkey}": {exc}') from None
+        return self._identity(user, "nkey")
+
+    def _simple(self, kind: ConnectionType, credentials: Credentials) -> Identity:
+        override = self._override(kind)
+        auth = override if override is not None and (override.user or override.token) else None
+        auth = auth or self._top
+        if auth.token:
+            if _equal(credentials.token or credentials.password or "", auth.token):
+                return Identity("", method="token")
+            raise AuthenticationFailed("bad token")
+        if auth.user:
+            if credentials.username == auth.user and self._password_matches(
+                auth.password or "", credentials.password or ""
+            ):
+                return Identity(auth.user, method="password")
+            raise AuthenticationFailed(f'bad user name or password for "{credentials.username}"')
+        raise AuthenticationFailed(f'unknown user "{credentials.username}"')
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _check_kind(user: User, kind: ConnectionType) -> None:
+        if not user.allows(kind):
+            raise AuthenticationFailed(
+                f'user "{user.name}" may not connect over {kind.value}', not_authorized=True
+            )
+
+    def _identity(self, user: User, method: str) -> Identity:
+        key = id(user)
+        cached = self._identities.get(key)
+        if cached is None or cached.method != method:
+            cached = Identity(
+                user.name,
+                user.account or GLOBAL_ACCOUNT,
+                Permissions(user.permissions),
+                user,
+                method,
+            )
+            self._identities[key] = cached
+        return cached
+
+    def _password_matches(self, stored: str, given: str) -> bool:
+        if stored[:4] in ("$2a$", "$2b$", "$2y$"):
+            return self._bcrypt_matches(stored, given)
+        return _equal(given, stored)
+
+    def _bcrypt_matches(self, stored: str, given: str) -> bool:
+        # Only successes are remembered (keyed by a digest, never the password),
+        # so a reconnect storm does not pay bcrypt's cost per connection.
+        key = (stored, hashlib.sha256(given.encode()).digest())
+        if key in self._bcrypt_ok:
+            return True
+        try:
+            ok = bcrypt.checkpw(given.encode(), stored.encode())
+        except ValueError:
+            return False
+        if ok:
+            if len(self._bcrypt_ok) >= _BCRYPT_CACHE_SIZE:
+                self._bcrypt_ok.pop(next(iter(self._bcrypt_ok)))
+            self._bcrypt_ok[key] = None
+        return ok
+
+
+def _equal(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
