@@ -327,7 +327,9 @@ def _parse_connack(dec: Decoder, b0: int, data: bytes, pos: int, end: int) -> Co
         raise malformed("CONNACK shorter than 2 bytes")
     ack_flags = data[pos]
     code = data[pos + 1]
-    if ack_flags & 0xFE:
+    if dec.version == 3:
+        ack_flags = 0  # MQTT 3.1: a reserved byte, with no session present flag
+    elif ack_flags & 0xFE:
         raise malformed("CONNACK reserved flags set")  # [MQTT-3.2.2-1]
     if dec.version == 5:
         if code not in CONNACK_CODES:
