@@ -39,6 +39,8 @@ def validate_topic_name(topic: str) -> None:
         raise malformed("empty topic name")
     if "+" in topic or "#" in topic:
         raise malformed(f"wildcard in topic name {topic!r}")
+    if "\x00" in topic:
+        raise malformed("U+0000 in topic name")  # [MQTT-1.5.4-2]
     if len(topic) > 16383 and len(topic.encode()) > 0xFFFF:
         raise malformed("topic name longer than 65535 bytes")
 
@@ -49,6 +51,8 @@ def validate_topic_filter(topic_filter: str) -> None:
         raise malformed("empty topic filter")
     if len(topic_filter) > 16383 and len(topic_filter.encode()) > 0xFFFF:
         raise malformed("topic filter longer than 65535 bytes")
+    if "\x00" in topic_filter:
+        raise malformed("U+0000 in topic filter")  # [MQTT-1.5.4-2]
     if "+" not in topic_filter and "#" not in topic_filter:
         return
     levels = topic_filter.split("/")
