@@ -29,6 +29,7 @@ from streams.errors import (
     KeyExists,
     KeyNotFound,
     LogClosed,
+    LogTimeout,
     MessageNotFound,
     MessageTooLarge,
     NoStreamForSubject,
@@ -490,3 +491,37 @@ async def test_deliver_policies(log: JetStreamLog) -> None:
         got = [parse_ack((await sub.next_msg(5)).reply).stream_seq for _ in seqs]
         assert got == seqs, policy
         await sub.unsubscribe()
+
+
+async def test_deliveries_are_plain_nats_messages(log: JetStreamLog, nc: NATS) -> None:
+    await _stream(log)
+    sub = await nc.subscribe("dlv.other")
+    await nc.flush()
+    await log.add_consumer("S", ConsumerConfig(durable_name="o", deliver_subject="dlv.other"))
+    await log.publish("s.a", b"seen by any NATS client")
+    msg = await sub.next_msg(5)
+    assert (msg.subject, msg.data) == ("s.a", b"seen by any NATS client")
+    await log.ack(msg.reply)  # an ack from our Log for a delivery another client received
+    assert (await log.consumer_info("S", "o")).num_ack_pending == 0
+
+
+async def test_a_publish_nobody_answers_times_out_in_order(
+    nats_server: NatsServer, nc: NATS
+) -> None:
+    silent = await nc.subscribe("silent.x")  # a responder that never replies: no 503
+    await nc.flush()
+    jlog = await JetStreamLog.connect(nats_server.url, timeout=0.3)
+    try:
+        await _stream(jlog)
+        done: list[str] = []
+        lost = jlog.publish_async("silent.x", b"1")
+        stored = jlog.publish_async("s.a", b"2")
+        lost.add_done_callback(lambda _f: done.append("lost"))
+        stored.add_done_callback(lambda _f: done.append("stored"))
+        results = await asyncio.gather(lost, stored, return_exceptions=True)
+        assert isinstance(results[0], LogTimeout)
+        assert isinstance(results[1], PubAck) and results[1].seq == 1
+        assert done == ["lost", "stored"]  # the answered one waited for the earlier one
+        assert silent.pending_msgs == 1
+    finally:
+        await jlog.close()
