@@ -123,8 +123,11 @@ class LocalSubscription(Subscription):
 
     def _deliver(self, msg: Msg) -> None:
         self._delivered += 1
+        self._hand_over(msg)
         if self._max_msgs and self._delivered >= self._max_msgs:
             self._close()
+
+    def _hand_over(self, msg: Msg) -> None:
         cb = self._callback
         if cb is not None:
             try:
