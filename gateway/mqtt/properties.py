@@ -288,8 +288,12 @@ def read_properties(
 def _encode_value(spec: PropertySpec, value: Any) -> bytes:
     kind = spec.type
     if kind == _T.STRING:
+        if not isinstance(value, str):
+            raise malformed(f"property {spec.name} must be a str, not {type(value).__name__}")
         return encode_string(value)
     if kind == _T.BINARY:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise malformed(f"property {spec.name} must be bytes, not {type(value).__name__}")
         return encode_binary(bytes(value))
     if not isinstance(value, int) or not 0 <= value <= _RANGE[kind]:
         raise malformed(f"property {spec.name} value {value!r} out of range")
@@ -327,6 +331,9 @@ def encode_properties(props: Properties, context: int) -> bytes:
                     raise protocol_error("subscription identifier 0")
                 parts.append(ident + _encode_value(spec, sub_id))
         else:
+            if (spec.identifier in _ZERO_OR_ONE and value not in (0, 1)) or (
+                    spec.identifier in _NOT_ZERO and value == 0):
+                raise protocol_error(f"property {spec.name} value {value!r} not allowed")
             parts.append(ident + _encode_value(spec, value))
     body = b"".join(parts)
     return encode_varint(len(body)) + body
