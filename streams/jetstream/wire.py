@@ -105,8 +105,12 @@ def api_error(err: Mapping[str, Any]) -> LogError:
         return cls(description)
     if code == 503:
         return NoStreamForSubject(description)
-    if code == 400 and err_code in (0, 10003):
-        return BadRequest(description)
+    if code == 400:
+        # Every other 400 is a config or argument the server refused.
+        exc = BadRequest(description)
+        if err_code:
+            exc.err_code = err_code
+        return exc
     return JetStreamAPIError(code, err_code, description)
 
 

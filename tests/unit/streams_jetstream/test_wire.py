@@ -73,6 +73,18 @@ def test_api_error_codes_map_to_interface_errors(
     assert description in str(exc)
 
 
+def test_other_bad_requests_keep_their_err_code() -> None:
+    exc = api_error(
+        {
+            "code": 400,
+            "err_code": 10082,
+            "description": "consumer requires ack policy for max ack pending",
+        }
+    )
+    assert isinstance(exc, BadRequest)
+    assert exc.err_code == 10082
+
+
 def test_unknown_error_code_keeps_the_codes() -> None:
     exc = api_error({"code": 500, "err_code": 10999, "description": "something new"})
     assert isinstance(exc, JetStreamAPIError)
