@@ -278,6 +278,8 @@ def read_properties(
             raise protocol_error(f"property {name} included more than once")
         seen |= 1 << ident
         values[name] = value
+    if "authentication_data" in values and "authentication_method" not in values:
+        raise protocol_error("authentication data without an authentication method")
     if users:
         values["user_properties"] = tuple(users)
     if sub_ids:

@@ -99,6 +99,8 @@ def properties(draw: st.DrawFn, context: int, version: int, exclude: tuple[str, 
             if spec.name == "subscription_identifiers" and context != T.PUBLISH:
                 value = value[:1]
             values[spec.name] = value
+    if "authentication_data" in values:
+        values.setdefault("authentication_method", "m")
     return Properties(**values)
 
 

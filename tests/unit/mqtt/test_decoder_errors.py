@@ -159,6 +159,8 @@ ROWS: list[tuple[str, int | None, str, bytes, int]] = [
     ("MQTT-3.14.2-1 DISCONNECT reason code not allowed", 5, "server", h("E0 01 03"), MAL),
     ("DISCONNECT property not allowed", 5, "server", h("E0 05 00 03 23 0001"), MAL),
     ("MQTT-3.15.2-1 AUTH reason code not allowed", 5, "server", h("F0 01 01"), MAL),
+    ("MQTT-3.1.2 authentication data without a method", None, "server",
+     h("10 13 0004'MQTT' 05 02 003C 05 16 0002 0102 0002'c1'"), PROTO),
     ("AUTH duplicate authentication method", 5, "server",
      h("F0 0A 18 08 15 0001'a' 15 0001'b'"), PROTO),
 ]

@@ -119,6 +119,8 @@ def test_each_property_only_where_allowed(spec: object) -> None:
         PropertyType.STRING_PAIR: [("k", "v")],
     }[spec.type]
     props = Properties(**{spec.name: sample})
+    if spec.name == "authentication_data":
+        props.authentication_method = "m"
     for context in (WILL, *PacketType):
         if context in spec.contexts:
             raw = encode_properties(props, context)
