@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 
 from gateway.bus.api import Bus
+from streams.errors import LogTimeout
 from streams.types import (
     ConsumerConfig,
     ConsumerInfo,
@@ -124,7 +125,10 @@ class Log(ABC):
         fut = self.publish_async(subject, payload, headers)
         if timeout is None:
             return await fut
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise LogTimeout(f"no publish acknowledgement within {timeout}s") from None
 
     # -- direct access ------------------------------------------------------------
 

@@ -35,7 +35,13 @@ from typing import Any
 
 from gateway.bus.api import Msg
 from gateway.bus.local import LocalBus, LocalSubscription
-from gateway.bus.subjects import InvalidSubject, subject_matches, subjects_overlap, validate_subject
+from gateway.bus.subjects import (
+    InvalidSubject,
+    is_literal,
+    subject_matches,
+    subjects_overlap,
+    validate_subject,
+)
 from streams.api import Log
 from streams.embedded.consumer import Consumer
 from streams.embedded.segments import DEFAULT_SEGMENT_BYTES, SegmentLog
@@ -127,6 +133,7 @@ class EmbeddedLog(Log):
         self._commit_scheduled = False
         self._syncing = False
         self._dirty_consumers: set[Consumer] = set()
+        self._by_deliver: dict[str, list[Consumer]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ack_sub: LocalSubscription | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -210,6 +217,7 @@ class EmbeddedLog(Log):
                 continue
             c = Consumer(stream, raw["name"], config, self._bus, raw["created"], self._mark_dirty)
             stream.attach(c)
+            self._index_deliver(c)
             c.restore(raw["state"])
 
     # -- streams -------------------------------------------------------------------------------
@@ -310,6 +318,7 @@ class EmbeddedLog(Log):
         await self._commit_now()
         for c in list(stream.consumers.values()):
             c.stop()
+            self._unindex_deliver(c)
             self._dirty_consumers.discard(c)
         stream.store.close()
         del self._streams[name]
@@ -551,6 +560,7 @@ class EmbeddedLog(Log):
         c = Consumer(s, name, config, self._bus, time.time_ns(), self._mark_dirty)
         c.start()
         s.attach(c)
+        self._index_deliver(c)
         self._save_consumer(c)
         c.kick()
         return c.info()
@@ -586,6 +596,7 @@ class EmbeddedLog(Log):
 
     def _remove_consumer(self, c: Consumer) -> None:
         c.stop()
+        self._unindex_deliver(c)
         c.stream.detach(c)
         self._dirty_consumers.discard(c)
         path = self._consumer_path(c)
@@ -610,11 +621,30 @@ class EmbeddedLog(Log):
         self._dirty_consumers.add(c)
 
     def _on_interest(self, subject: str) -> None:
-        for stream in self._streams.values():
-            for c in stream.consumers.values():
-                ds = c.config.deliver_subject
-                if ds and not c.push_bound and subject_matches(subject, ds):
+        # A new subscription may be what an unbound push consumer waits for.
+        if is_literal(subject):
+            for c in self._by_deliver.get(subject, ()):
+                if not c.push_bound:
                     c.kick()
+            return
+        for ds, consumers in self._by_deliver.items():
+            if subject_matches(subject, ds):
+                for c in consumers:
+                    if not c.push_bound:
+                        c.kick()
+
+    def _index_deliver(self, c: Consumer) -> None:
+        ds = c.config.deliver_subject
+        if ds:
+            self._by_deliver.setdefault(ds, []).append(c)
+
+    def _unindex_deliver(self, c: Consumer) -> None:
+        ds = c.config.deliver_subject
+        if ds and ds in self._by_deliver:
+            with contextlib.suppress(ValueError):
+                self._by_deliver[ds].remove(c)
+            if not self._by_deliver[ds]:
+                del self._by_deliver[ds]
 
     # -- acks ---------------------------------------------------------------------------------------------
 
@@ -677,11 +707,15 @@ class EmbeddedLog(Log):
                 stream.expire(now_ns)
             for c in list(stream.consumers.values()):
                 limit = c.config.inactive_threshold
-                if limit and c.no_interest_since is not None and mono - c.no_interest_since > limit:
+                if not limit:
+                    continue
+                if c.config.deliver_subject and self._bus.has_interest(c.config.deliver_subject):
+                    c.no_interest_since = None
+                elif c.no_interest_since is None:
+                    c.no_interest_since = mono
+                elif mono - c.no_interest_since > limit:
                     log.info("removing inactive consumer %s > %s", stream.config.name, c.name)
                     self._remove_consumer(c)
-                elif c.config.deliver_subject and not c.push_bound and c.num_pending + len(c.redeliver):
-                    c.kick()
         if self._ticks % _STATE_EVERY == 0:
             self._save_dirty()
         if not self._always and mono - self._last_sync >= self._sync_interval and not self._syncing:

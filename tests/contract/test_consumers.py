@@ -326,3 +326,16 @@ async def test_workqueue_retention_removes_on_ack(log: Log) -> None:
         return (await log.stream_info("W")).state.messages == 0
 
     await eventually(empty)
+
+
+async def test_ephemeral_consumer_without_interest_is_removed(log: Log) -> None:
+    await _stream(log, 1)
+    info = await log.add_consumer(
+        "S", ConsumerConfig(deliver_subject="nobody.listens", inactive_threshold=0.5)
+    )
+    assert info.name in await log.consumer_names("S")
+
+    async def gone() -> bool:
+        return info.name not in await log.consumer_names("S")
+
+    await eventually(gone, timeout=10)
