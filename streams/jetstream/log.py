@@ -306,12 +306,12 @@ class JetStreamLog(Log):
         _check_name("stream", stream)
         try:
             await self._api(f"STREAM.MSG.DELETE.{stream}", {"seq": seq, "no_erase": True})
-        except JetStreamAPIError as exc:
+        except (BadRequest, JetStreamAPIError) as exc:
             # The server answers a missing sequence with a generic error:
-            # "sequence N not found" (10043) or, past the end, "stream store EOF" (10057).
-            if exc.err_code in (10043, 10057) and (
-                "not found" in exc.description or "EOF" in exc.description
-            ):
+            # "sequence N not found" (400, 10043) or, past the end, "stream store EOF"
+            # (500, 10057).
+            text = str(exc)
+            if exc.err_code in (10043, 10057) and ("not found" in text or "EOF" in text):
                 raise MessageNotFound(f"no message {seq} in {stream}") from None
             raise
 
