@@ -169,7 +169,8 @@ class Decoder:
             if end - pos > limit:
                 raise MQTTError(
                     ReasonCode.PACKET_TOO_LARGE,
-                    f"packet of {end - pos} bytes exceeds the maximum packet size {limit}")
+                    f"packet of {end - pos} bytes exceeds the maximum packet size {limit}",
+                )
             if end > n:
                 need = end - pos
                 break
@@ -208,7 +209,8 @@ class Decoder:
                         props, p = read_properties(data, p, end, 3)
                         if server and props.subscription_identifiers:
                             raise protocol_error(
-                                "subscription identifier in a PUBLISH from a client")
+                                "subscription identifier in a PUBLISH from a client"
+                            )
                 else:
                     props = new_props(props_class)
                 if not topic or "\x00" in topic or "+" in topic or "#" in topic:
@@ -221,7 +223,8 @@ class Decoder:
                 if kind == 0:
                     raise malformed("reserved packet type 0")
                 raise protocol_error(
-                    f"{PacketType(kind).name} is not sent to a {'server' if server else 'client'}")
+                    f"{PacketType(kind).name} is not sent to a {'server' if server else 'client'}"
+                )
             if b0 & 15 != _FLAGS[kind] and kind != 3:
                 raise malformed(f"bad fixed header flags 0x{b0 & 15:X} for {PacketType(kind).name}")
             if version is None:
@@ -276,8 +279,9 @@ def _parse_connect(dec: Decoder, b0: int, data: bytes, pos: int, end: int) -> Co
     level = data[pos]
     if (name, level) not in (("MQTT", 4), ("MQTT", 5), ("MQIsdp", 3)):
         # [MQTT-3.1.2-2]: answered with CONNACK 0x01 / 0x84.
-        raise MQTTError(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
-                        f"unsupported protocol {name!r} level {level}")
+        raise MQTTError(
+            ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, f"unsupported protocol {name!r} level {level}"
+        )
     if pos + 4 > end:
         raise malformed("CONNECT variable header truncated")
     flags = data[pos + 1]
@@ -318,8 +322,9 @@ def _parse_connect(dec: Decoder, b0: int, data: bytes, pos: int, end: int) -> Co
     if pos != end:
         raise malformed("bytes after the end of the CONNECT payload")
     dec.version = level
-    return Connect(client_id, flags & 0x02 == 0x02, keep_alive, username, password, will,
-                   level, props)
+    return Connect(
+        client_id, flags & 0x02 == 0x02, keep_alive, username, password, will, level, props
+    )
 
 
 def _parse_connack(dec: Decoder, b0: int, data: bytes, pos: int, end: int) -> Connack:
@@ -412,8 +417,9 @@ def _parse_subscribe(dec: Decoder, b0: int, data: bytes, pos: int, end: int) -> 
             no_local = options & 4 == 4
             if no_local and shared.share_name is not None:
                 raise protocol_error("no local on a shared subscription")  # [MQTT-3.8.3-4]
-            subs.append(Subscription(topic_filter, qos, no_local, options & 8 == 8,
-                                     retain_handling))
+            subs.append(
+                Subscription(topic_filter, qos, no_local, options & 8 == 8, retain_handling)
+            )
         else:
             if options & 0xFC:
                 raise malformed("SUBSCRIBE reserved option bits set")

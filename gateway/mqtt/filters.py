@@ -68,7 +68,7 @@ def validate_topic_filter(topic_filter: str) -> None:
 def parse_filter(topic_filter: str, version: int) -> SharedFilter:
     """Validate a SUBSCRIBE/UNSUBSCRIBE filter; split off ``$share/name/`` in 5.0."""
     if version == 5 and topic_filter.startswith(SHARE_PREFIX):
-        rest = topic_filter[len(SHARE_PREFIX):]
+        rest = topic_filter[len(SHARE_PREFIX) :]
         name, slash, inner = rest.partition("/")
         if not name or "+" in name or "#" in name:
             raise malformed(f"bad share name in {topic_filter!r}")

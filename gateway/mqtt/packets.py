@@ -100,13 +100,20 @@ class Will:
         if not isinstance(other, Will):
             return NotImplemented
         return (self.topic, bytes(self.payload), self.qos, self.retain, self.properties) == (
-            other.topic, bytes(other.payload), other.qos, other.retain, other.properties)
+            other.topic,
+            bytes(other.payload),
+            other.qos,
+            other.retain,
+            other.properties,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"Will(topic={self.topic!r}, payload={self.payload!r}, qos={self.qos}, "
-                f"retain={self.retain}, properties={self.properties!r})")
+        return (
+            f"Will(topic={self.topic!r}, payload={self.payload!r}, qos={self.qos}, "
+            f"retain={self.retain}, properties={self.properties!r})"
+        )
 
 
 class Connect(Packet):
@@ -116,11 +123,27 @@ class Connect(Packet):
     [MQTT-3.1.2-22], in 5.0 it does not.
     """
 
-    __slots__ = ("clean_start", "client_id", "keep_alive", "password", "properties",
-                 "protocol_level", "username", "will")
+    __slots__ = (
+        "clean_start",
+        "client_id",
+        "keep_alive",
+        "password",
+        "properties",
+        "protocol_level",
+        "username",
+        "will",
+    )
     type = PacketType.CONNECT
-    _fields = ("protocol_level", "client_id", "clean_start", "keep_alive", "username",
-               "password", "will", "properties")
+    _fields = (
+        "protocol_level",
+        "client_id",
+        "clean_start",
+        "keep_alive",
+        "username",
+        "password",
+        "will",
+        "properties",
+    )
 
     def __init__(
         self,
@@ -269,8 +292,11 @@ class Publish(Packet):
         else:
             pid = b""
         if version == 5:
-            props = (_EMPTY_PROPS if not self.properties.__dict__
-                     else encode_properties(self.properties, PacketType.PUBLISH))
+            props = (
+                _EMPTY_PROPS
+                if not self.properties.__dict__
+                else encode_properties(self.properties, PacketType.PUBLISH)
+            )
         elif version == 4 or version == 3:
             props = b""
         else:
@@ -375,8 +401,13 @@ class Subscription:
         self.retain_handling = retain_handling
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.topic_filter, self.qos, self.no_local, self.retain_as_published,
-                self.retain_handling)
+        return (
+            self.topic_filter,
+            self.qos,
+            self.no_local,
+            self.retain_as_published,
+            self.retain_handling,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Subscription):
@@ -386,8 +417,10 @@ class Subscription:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return "Subscription({!r}, qos={}, no_local={}, retain_as_published={}, " \
-               "retain_handling={})".format(*self._key())
+        return (
+            "Subscription({!r}, qos={}, no_local={}, retain_as_published={}, "
+            "retain_handling={})".format(*self._key())
+        )
 
     def options_byte(self, version: int) -> int:
         """The subscription options byte; in 3.1.1 only the QoS may be set."""
@@ -399,8 +432,12 @@ class Subscription:
             return self.qos
         if self.retain_handling not in (0, 1, 2):
             raise protocol_error(f"retain handling {self.retain_handling}")
-        return (self.qos | (4 if self.no_local else 0)
-                | (8 if self.retain_as_published else 0) | self.retain_handling << 4)
+        return (
+            self.qos
+            | (4 if self.no_local else 0)
+            | (8 if self.retain_as_published else 0)
+            | self.retain_handling << 4
+        )
 
 
 class Subscribe(Packet):
@@ -527,8 +564,9 @@ class Unsuback(Packet):
             raise protocol_error("UNSUBACK without a reason code")
         for code in self.reason_codes:
             _check_code(code, UNSUBACK_CODES, "UNSUBACK")
-        body = (pid + encode_properties(self.properties, PacketType.UNSUBACK)
-                + bytes(self.reason_codes))
+        body = (
+            pid + encode_properties(self.properties, PacketType.UNSUBACK) + bytes(self.reason_codes)
+        )
         return fixed_header(0xB0, len(body)) + body
 
 
@@ -577,7 +615,8 @@ class Disconnect(Packet):
                 return b"\xe0\x00"
             return bytes((0xE0, 1, self.reason_code))
         body = bytes((self.reason_code,)) + encode_properties(
-            self.properties, PacketType.DISCONNECT)
+            self.properties, PacketType.DISCONNECT
+        )
         return fixed_header(0xE0, len(body)) + body
 
 
@@ -609,6 +648,21 @@ class Auth(Packet):
 #: The packet classes by type number.
 PACKET_CLASSES: dict[int, type[Packet]] = {
     cls.type: cls
-    for cls in (Connect, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp, Subscribe, Suback,
-                Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect, Auth)
+    for cls in (
+        Connect,
+        Connack,
+        Publish,
+        Puback,
+        Pubrec,
+        Pubrel,
+        Pubcomp,
+        Subscribe,
+        Suback,
+        Unsubscribe,
+        Unsuback,
+        Pingreq,
+        Pingresp,
+        Disconnect,
+        Auth,
+    )
 }

@@ -106,15 +106,38 @@ PROPERTY_SPECS: tuple[PropertySpec, ...] = (
     _spec(0x19, "request_response_information", _T.BYTE, _P.CONNECT),
     _spec(0x1A, "response_information", _T.STRING, _P.CONNACK),
     _spec(0x1C, "server_reference", _T.STRING, _P.CONNACK, _P.DISCONNECT),
-    _spec(0x1F, "reason_string", _T.STRING, _P.CONNACK, *_ACKS, _P.SUBACK, _P.UNSUBACK,
-          _P.DISCONNECT, _P.AUTH),
+    _spec(
+        0x1F,
+        "reason_string",
+        _T.STRING,
+        _P.CONNACK,
+        *_ACKS,
+        _P.SUBACK,
+        _P.UNSUBACK,
+        _P.DISCONNECT,
+        _P.AUTH,
+    ),
     _spec(0x21, "receive_maximum", _T.TWO_BYTE, _P.CONNECT, _P.CONNACK),
     _spec(0x22, "topic_alias_maximum", _T.TWO_BYTE, _P.CONNECT, _P.CONNACK),
     _spec(0x23, "topic_alias", _T.TWO_BYTE, _P.PUBLISH),
     _spec(0x24, "maximum_qos", _T.BYTE, _P.CONNACK),
     _spec(0x25, "retain_available", _T.BYTE, _P.CONNACK),
-    _spec(0x26, "user_properties", _T.STRING_PAIR, _P.CONNECT, _P.CONNACK, _P.PUBLISH, WILL,
-          *_ACKS, _P.SUBSCRIBE, _P.SUBACK, _P.UNSUBSCRIBE, _P.UNSUBACK, _P.DISCONNECT, _P.AUTH),
+    _spec(
+        0x26,
+        "user_properties",
+        _T.STRING_PAIR,
+        _P.CONNECT,
+        _P.CONNACK,
+        _P.PUBLISH,
+        WILL,
+        *_ACKS,
+        _P.SUBSCRIBE,
+        _P.SUBACK,
+        _P.UNSUBSCRIBE,
+        _P.UNSUBACK,
+        _P.DISCONNECT,
+        _P.AUTH,
+    ),
     _spec(0x27, "maximum_packet_size", _T.FOUR_BYTE, _P.CONNECT, _P.CONNACK),
     _spec(0x28, "wildcard_subscription_available", _T.BYTE, _P.CONNACK),
     _spec(0x29, "subscription_identifier_available", _T.BYTE, _P.CONNACK),
@@ -133,7 +156,10 @@ TOPIC_ALIAS = 0x23
 _ZERO_OR_ONE = frozenset({0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A})
 _NOT_ZERO = frozenset({0x0B, 0x21, 0x23, 0x27})
 _RANGE = {
-    _T.BYTE: 0xFF, _T.TWO_BYTE: 0xFFFF, _T.FOUR_BYTE: 0xFFFFFFFF, _T.VARINT: 268_435_455,
+    _T.BYTE: 0xFF,
+    _T.TWO_BYTE: 0xFFFF,
+    _T.FOUR_BYTE: 0xFFFFFFFF,
+    _T.VARINT: 268_435_455,
 }
 
 # Per identifier: (attribute name, type, bit mask of allowed contexts).
@@ -219,9 +245,7 @@ def new_properties() -> Properties:
     return Properties.__new__(Properties)
 
 
-def read_properties(
-    data: bytes, pos: int, end: int, context: int
-) -> tuple[Properties, int]:
+def read_properties(data: bytes, pos: int, end: int, context: int) -> tuple[Properties, int]:
     """The property block at ``pos`` (length, then properties) of a packet type or WILL."""
     length, pos = read_varint(data, pos, end)
     stop = pos + length
@@ -334,7 +358,8 @@ def encode_properties(props: Properties, context: int) -> bytes:
                 parts.append(ident + _encode_value(spec, sub_id))
         else:
             if (spec.identifier in _ZERO_OR_ONE and value not in (0, 1)) or (
-                    spec.identifier in _NOT_ZERO and value == 0):
+                spec.identifier in _NOT_ZERO and value == 0
+            ):
                 raise protocol_error(f"property {spec.name} value {value!r} not allowed")
             parts.append(ident + _encode_value(spec, value))
     body = b"".join(parts)

@@ -103,8 +103,11 @@ def _subjects(ctx: Context, e: Entry, *, queue_ok: bool) -> tuple[str, ...] | No
     elif isinstance(e.value, list):
         pairs = list(items_of(e.value, e.pos))
     else:
-        ctx.error(e.pos, "Expected subject permissions to be a subject, or array of subjects, "
-                         f"got {describe(e.value)}")
+        ctx.error(
+            e.pos,
+            "Expected subject permissions to be a subject, or array of subjects, "
+            f"got {describe(e.value)}",
+        )
         return None
     out: list[str] = []
     for value, pos in pairs:
@@ -123,8 +126,9 @@ def _subject_permission(ctx: Context, e: Entry, *, queue_ok: bool) -> SubjectPer
     if not isinstance(e.value, Mapping):
         allow = _subjects(ctx, e, queue_ok=queue_ok)
         return None if allow is None else SubjectPermission(allow=allow)
-    b = Block(ctx, e.value, f'"{e.key}" permissions (only allow and deny)',
-              {"allow": (), "deny": ()})
+    b = Block(
+        ctx, e.value, f'"{e.key}" permissions (only allow and deny)', {"allow": (), "deny": ()}
+    )
     allow_entry, deny_entry = b.get("allow"), b.get("deny")
     allow = None if allow_entry is None else _subjects(ctx, allow_entry, queue_ok=queue_ok)
     deny = None if deny_entry is None else _subjects(ctx, deny_entry, queue_ok=queue_ok)
@@ -137,10 +141,15 @@ def _response_permission(ctx: Context, e: Entry) -> ResponsePermission | None:
     if not isinstance(e.value, Mapping):
         ctx.error(e.pos, "error parsing response permissions, expected a boolean or a map")
         return None
-    b = Block(ctx, e.value, "the allow_responses block", {
-        "max": ("max_msgs", "max_messages", "max_responses"),
-        "expires": ("expiration", "ttl"),
-    })
+    b = Block(
+        ctx,
+        e.value,
+        "the allow_responses block",
+        {
+            "max": ("max_msgs", "max_messages", "max_responses"),
+            "expires": ("expiration", "ttl"),
+        },
+    )
     max_msgs, expires = DEFAULT_RESPONSE_MAX_MSGS, DEFAULT_RESPONSE_EXPIRES
     if (entry := b.get("max")) is not None and (value := as_int(ctx, entry)):
         max_msgs = value  # negative means unlimited, 0 the default
@@ -193,8 +202,11 @@ def parse_connection_types(ctx: Context, e: Entry) -> frozenset[ConnectionType] 
         try:
             out.add(ConnectionType(name.upper()))
         except ValueError:
-            ctx.error(pos, f'invalid connection type "{name}"{suggest(name.upper(), ConnectionType)}; '
-                           f"allowed: {_KNOWN_TYPES}")
+            ctx.error(
+                pos,
+                f'invalid connection type "{name}"{suggest(name.upper(), ConnectionType)}; '
+                f"allowed: {_KNOWN_TYPES}",
+            )
     return frozenset(out)
 
 
@@ -207,8 +219,13 @@ _USER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def parse_user(ctx: Context, value: Any, pos: Position, account: str | None,
-               default_permissions: Permissions | None) -> User | None:
+def parse_user(
+    ctx: Context,
+    value: Any,
+    pos: Position,
+    account: str | None,
+    default_permissions: Permissions | None,
+) -> User | None:
     """One ``users`` entry."""
     if not isinstance(value, Mapping):
         ctx.error(pos, f"Expected user entry to be a map/struct, got {describe(value)}")
@@ -251,18 +268,26 @@ def parse_user(ctx: Context, value: Any, pos: Position, account: str | None,
 
 def _is_bcrypt(text: str) -> bool:
     parts = text.split("$")
-    return (len(text) == 60 and len(parts) == 4 and parts[1] in ("2a", "2b", "2y")
-            and parts[2].isdigit() and len(parts[3]) == 53)
+    return (
+        len(text) == 60
+        and len(parts) == 4
+        and parts[1] in ("2a", "2b", "2y")
+        and parts[2].isdigit()
+        and len(parts[3]) == 53
+    )
 
 
-def parse_users(ctx: Context, e: Entry, account: str | None,
-                default_permissions: Permissions | None) -> tuple[User, ...]:
+def parse_users(
+    ctx: Context, e: Entry, account: str | None, default_permissions: Permissions | None
+) -> tuple[User, ...]:
     """A ``users`` array."""
     if not isinstance(e.value, list):
         ctx.error(e.pos, f"Expected users field to be an array, got {describe(e.value)}")
         return ()
-    users = (parse_user(ctx, item, pos, account, default_permissions)
-             for item, pos in items_of(e.value, e.pos))
+    users = (
+        parse_user(ctx, item, pos, account, default_permissions)
+        for item, pos in items_of(e.value, e.pos)
+    )
     return tuple(u for u in users if u is not None)
 
 
@@ -328,8 +353,13 @@ _JS_ACCOUNT_KEYS: dict[str, tuple[str, ...]] = {
     "max_consumers": ("consumers",),
     "max_bytes_required": ("max_stream_bytes", "max_bytes"),
 }
-_JS_ACCOUNT_IGNORED = ("max_ack_pending", "cluster_traffic", "tiered_limits", "store_max_stream_bytes",
-                       "memory_max_stream_bytes")
+_JS_ACCOUNT_IGNORED = (
+    "max_ack_pending",
+    "cluster_traffic",
+    "tiered_limits",
+    "store_max_stream_bytes",
+    "memory_max_stream_bytes",
+)
 
 
 def _account_jetstream(ctx: Context, e: Entry) -> AccountJetStream | None:
@@ -363,11 +393,17 @@ def _account_limits(ctx: Context, e: Entry) -> AccountLimits:
     limits_map = as_map(ctx, e)
     if limits_map is None:
         return AccountLimits()
-    b = Block(ctx, limits_map, "the account limits block", {
-        "max_connections": ("max_conn",),
-        "max_subscriptions": ("max_subs",),
-        "max_payload": ("max_pay",),
-    }, ("max_leafnodes", "max_leafs"))
+    b = Block(
+        ctx,
+        limits_map,
+        "the account limits block",
+        {
+            "max_connections": ("max_conn",),
+            "max_subscriptions": ("max_subs",),
+            "max_payload": ("max_pay",),
+        },
+        ("max_leafnodes", "max_leafs"),
+    )
     out: dict[str, int | None] = {}
     for name in ("max_connections", "max_subscriptions"):
         if (entry := b.get(name)) is not None:
@@ -380,7 +416,10 @@ def _account_limits(ctx: Context, e: Entry) -> AccountLimits:
 Pending = tuple[str, Position, str, str]  # (kind, position, account referred to, what)
 
 _RESPONSE_TYPES: dict[str, Literal["singleton", "stream", "chunked"]] = {
-    "single": "singleton", "singleton": "singleton", "stream": "stream", "chunked": "chunked",
+    "single": "singleton",
+    "singleton": "singleton",
+    "stream": "stream",
+    "chunked": "chunked",
 }
 
 
@@ -388,9 +427,18 @@ def _export(ctx: Context, value: Any, pos: Position, refs: list[Pending]) -> Exp
     if not isinstance(value, Mapping):
         ctx.error(pos, f"Export Items should be a map with type entry, got {describe(value)}")
         return None
-    b = Block(ctx, value, "an export", {
-        "stream": (), "service": (), "accounts": (), "response_type": ("response",),
-    }, ("latency", "threshold", "response_threshold", "account_token_position", "allow_trace"))
+    b = Block(
+        ctx,
+        value,
+        "an export",
+        {
+            "stream": (),
+            "service": (),
+            "accounts": (),
+            "response_type": ("response",),
+        },
+        ("latency", "threshold", "response_threshold", "account_token_position", "allow_trace"),
+    )
     stream, service = b.get("stream"), b.get("service")
     if (stream is None) == (service is None):
         ctx.error(pos, "an export needs exactly one of stream or service")
@@ -423,9 +471,19 @@ def _import(ctx: Context, value: Any, pos: Position, refs: list[Pending]) -> Imp
     if not isinstance(value, Mapping):
         ctx.error(pos, f"Import Items should be a map with type entry, got {describe(value)}")
         return None
-    b = Block(ctx, value, "an import", {
-        "stream": (), "service": (), "prefix": (), "to": (), "share": (),
-    }, ("allow_trace",))
+    b = Block(
+        ctx,
+        value,
+        "an import",
+        {
+            "stream": (),
+            "service": (),
+            "prefix": (),
+            "to": (),
+            "share": (),
+        },
+        ("allow_trace",),
+    )
     stream, service = b.get("stream"), b.get("service")
     if (stream is None) == (service is None):
         ctx.error(pos, "an import needs exactly one of stream or service")
@@ -484,7 +542,9 @@ def _account(ctx: Context, name: str, value: Mapping[str, Any], refs: list[Pendi
         if (entry := b.get(key)) is None:
             continue
         if not isinstance(entry.value, list):
-            ctx.error(entry.pos, f"{key.capitalize()} should be an array, got {describe(entry.value)}")
+            ctx.error(
+                entry.pos, f"{key.capitalize()} should be an array, got {describe(entry.value)}"
+            )
             continue
         parsed = (parse(ctx, item, pos, refs) for item, pos in items_of(entry.value, entry.pos))
         out[key] = tuple(p for p in parsed if p is not None)
@@ -526,6 +586,9 @@ def parse_accounts(ctx: Context, e: Entry) -> tuple[Account, ...]:
     names = {a.name for a in accounts}
     for what, pos, account, subject in refs:
         if account not in names:
-            ctx.error(pos, f'"{account}" account not defined for {what} of "{subject}"'
-                           f"{suggest(account, names)}")
+            ctx.error(
+                pos,
+                f'"{account}" account not defined for {what} of "{subject}"'
+                f"{suggest(account, names)}",
+            )
     return tuple(accounts)

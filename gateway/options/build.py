@@ -104,16 +104,50 @@ _TOP_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: Top-level keys of the NATS server that jetgate accepts and ignores, with a warning.
 _TOP_IGNORED = (
-    "cluster", "gateway", "leaf", "leafnodes", "mappings", "maps", "client_advertise",
-    "disable_sublist_cache", "no_sublist_cache", "logtime_utc", "logfile_size_limit",
-    "log_size_limit", "logfile_max_num", "log_max_num", "syslog", "remote_syslog",
-    "ports_file_dir", "prof_port", "prof_block_rate", "max_traced_msg_len", "max_sub_tokens",
-    "max_subscription_tokens", "ocsp", "ocsp_cache", "lame_duck_grace_period", "resolver_tls",
-    "resolver_pinned_accounts", "no_system_account", "no_system", "no_sys_acc",
-    "no_header_support", "connect_error_reports", "reconnect_error_reports", "server_tags",
-    "default_js_domain", "max_closed_clients", "disable_short_first_ping", "server_metadata",
-    "write_timeout", "no_fast_producer_stall", "proxies", "default_sentinel",
-    "max_outstanding_catchup", "tls_handshake_first",
+    "cluster",
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "mappings",
+    "maps",
+    "client_advertise",
+    "disable_sublist_cache",
+    "no_sublist_cache",
+    "logtime_utc",
+    "logfile_size_limit",
+    "log_size_limit",
+    "logfile_max_num",
+    "log_max_num",
+    "syslog",
+    "remote_syslog",
+    "ports_file_dir",
+    "prof_port",
+    "prof_block_rate",
+    "max_traced_msg_len",
+    "max_sub_tokens",
+    "max_subscription_tokens",
+    "ocsp",
+    "ocsp_cache",
+    "lame_duck_grace_period",
+    "resolver_tls",
+    "resolver_pinned_accounts",
+    "no_system_account",
+    "no_system",
+    "no_sys_acc",
+    "no_header_support",
+    "connect_error_reports",
+    "reconnect_error_reports",
+    "server_tags",
+    "default_js_domain",
+    "max_closed_clients",
+    "disable_short_first_ping",
+    "server_metadata",
+    "write_timeout",
+    "no_fast_producer_stall",
+    "proxies",
+    "default_sentinel",
+    "max_outstanding_catchup",
+    "tls_handshake_first",
 )
 _JS_KEYS: dict[str, tuple[str, ...]] = {
     "store_dir": ("store", "storedir"),
@@ -123,11 +157,33 @@ _JS_KEYS: dict[str, tuple[str, ...]] = {
     "enabled": ("enable",),
 }
 _JS_IGNORED = (
-    "key", "ek", "encryption_key", "prev_key", "prev_encryption_key", "cipher", "extension_hint",
-    "max_buffered_msgs", "max_buffered_size", "request_queue_limit", "sync_interval",
-    "sync_always", "max_outstanding_catchup", "max_catchup", "compress_ok", "unique_tag",
-    "tpm", "limits", "strict", "max_ack_pending", "max_request_batch", "duplicate_window",
-    "max_ha_assets", "js_api_level", "meta_compact", "meta_compact_size", "meta_compact_sync",
+    "key",
+    "ek",
+    "encryption_key",
+    "prev_key",
+    "prev_encryption_key",
+    "cipher",
+    "extension_hint",
+    "max_buffered_msgs",
+    "max_buffered_size",
+    "request_queue_limit",
+    "sync_interval",
+    "sync_always",
+    "max_outstanding_catchup",
+    "max_catchup",
+    "compress_ok",
+    "unique_tag",
+    "tpm",
+    "limits",
+    "strict",
+    "max_ack_pending",
+    "max_request_batch",
+    "duplicate_window",
+    "max_ha_assets",
+    "js_api_level",
+    "meta_compact",
+    "meta_compact_size",
+    "meta_compact_sync",
 )
 _UPSTREAM_KEYS: dict[str, tuple[str, ...]] = {
     "urls": ("url",),
@@ -160,7 +216,9 @@ def _jetstream(ctx: Context, e: Entry, store_dir: Entry | None) -> JetStreamOpti
     out: dict[str, Any] = {}
     if (entry := b.get("store_dir")) is not None:
         if store_dir is not None:
-            ctx.error(entry.pos, f"Duplicate 'store_dir' configuration (also set at {store_dir.pos})")
+            ctx.error(
+                entry.pos, f"Duplicate 'store_dir' configuration (also set at {store_dir.pos})"
+            )
         else:
             out["store_dir"] = as_str(ctx, entry, allow_empty=False)
     for key, field in (("max_memory_store", "max_memory"), ("max_file_store", "max_store")):
@@ -180,8 +238,11 @@ def _upstream_url(ctx: Context, url: str, pos: Position) -> bool:
     except ValueError:
         port_ok = False
     if parts.scheme.lower() not in _UPSTREAM_SCHEMES or not parts.hostname or not port_ok:
-        ctx.error(pos, f'upstream url "{url}" must be a nats://, tls://, ws:// or wss:// URL '
-                       "with a host (and an optional port)")
+        ctx.error(
+            pos,
+            f'upstream url "{url}" must be a nats://, tls://, ws:// or wss:// URL '
+            "with a host (and an optional port)",
+        )
         return False
     return True
 
@@ -193,10 +254,13 @@ def _upstream(ctx: Context, e: Entry) -> UpstreamOptions | None:
     b = Block(ctx, up_map, "the upstream block", _UPSTREAM_KEYS)
     urls: tuple[str, ...] = ()
     if (entry := b.get("urls")) is None:
-        ctx.error(e.pos, "the upstream block needs urls, e.g. urls: [\"nats://localhost:4222\"]")
+        ctx.error(e.pos, 'the upstream block needs urls, e.g. urls: ["nats://localhost:4222"]')
     elif (values := as_str_list(ctx, entry, allow_empty=False)) is not None:
-        positions = ([p for _, p in items_of(entry.value, entry.pos)]
-                     if isinstance(entry.value, list) else [entry.pos])
+        positions = (
+            [p for _, p in items_of(entry.value, entry.pos)]
+            if isinstance(entry.value, list)
+            else [entry.pos]
+        )
         urls = tuple(u for u, p in zip(values, positions, strict=True) if _upstream_url(ctx, u, p))
     out: dict[str, Any] = {}
     for name in ("user", "password", "token", "js_domain"):
@@ -259,8 +323,10 @@ def _scalars(ctx: Context, b: Block, out: dict[str, Any]) -> None:
     if (entry := b.get("ping_max")) is not None:
         ping_max = as_int(ctx, entry, low=0)
         out["ping_max"] = None if ping_max is None else ping_max or DEFAULT_PING_MAX
-    for name, default_seconds in (("ping_interval", DEFAULT_PING_INTERVAL),
-                                  ("write_deadline", DEFAULT_WRITE_DEADLINE)):
+    for name, default_seconds in (
+        ("ping_interval", DEFAULT_PING_INTERVAL),
+        ("write_deadline", DEFAULT_WRITE_DEADLINE),
+    ):
         if (entry := b.get(name)) is not None:
             seconds = as_duration(ctx, entry, name=name)
             out[name] = None if seconds is None else seconds or default_seconds
@@ -294,11 +360,15 @@ def _operator_mode(ctx: Context, b: Block, out: dict[str, Any]) -> None:
         out["resolver_preload"] = parse_resolver_preload(ctx, entry)
         resolver = out.get("resolver")
         if resolver is not None and resolver.kind == "url":
-            ctx.error(entry.pos, "resolver preloads only available for writeable resolver "
-                                 "types MEM/DIR/CACHE_DIR")
+            ctx.error(
+                entry.pos,
+                "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR",
+            )
 
 
-def _cross_checks(ctx: Context, b: Block, options: Options, no_auth: list[tuple[Entry, str]]) -> None:
+def _cross_checks(
+    ctx: Context, b: Block, options: Options, no_auth: list[tuple[Entry, str]]
+) -> None:
     """Checks that span blocks."""
     first: dict[str, User] = {}
     for user in options.users:
@@ -308,21 +378,32 @@ def _cross_checks(ctx: Context, b: Block, options: Options, no_auth: list[tuple[
             continue
         pos = user.position or Position("<unknown>", 0, 0)
         kind = "nkey" if user.nkey else "user"
-        ctx.error(pos, f'Duplicate {kind} "{user.name}" detected (first defined at {earlier.position})')
+        ctx.error(
+            pos, f'Duplicate {kind} "{user.name}" detected (first defined at {earlier.position})'
+        )
     if options.operator_mode:
         if options.accounts and (entry := b.get("accounts")) is not None:
             ctx.error(entry.pos, "operators do not allow Accounts to be configured directly")
         if options.authorization.users and (entry := b.get("authorization")) is not None:
             ctx.error(entry.pos, "operators do not allow users to be configured directly")
-        if (entry := b.get("system_account")) is not None and options.system_account \
-                and not options.system_account.startswith("A"):
-            ctx.error(entry.pos, f'system_account "{options.system_account}" must be a public '
-                                 "account nkey in operator mode")
+        if (
+            (entry := b.get("system_account")) is not None
+            and options.system_account
+            and not options.system_account.startswith("A")
+        ):
+            ctx.error(
+                entry.pos,
+                f'system_account "{options.system_account}" must be a public '
+                "account nkey in operator mode",
+            )
     elif (entry := b.get("system_account")) is not None and options.system_account:
         names = [a.name for a in options.accounts]
         if options.system_account not in names:
-            ctx.error(entry.pos, f'system_account "{options.system_account}" is not a defined '
-                                 f"account{suggest(options.system_account, names)}")
+            ctx.error(
+                entry.pos,
+                f'system_account "{options.system_account}" is not a defined '
+                f"account{suggest(options.system_account, names)}",
+            )
     if (entry := b.get("resolver")) is not None and not options.operator_mode:
         ctx.warn(entry.pos, "resolver has no effect without an operator, ignored")
     for entry, name in no_auth:
@@ -331,15 +412,23 @@ def _cross_checks(ctx: Context, b: Block, options: Options, no_auth: list[tuple[
         elif name not in first:
             known = sorted(first)
             listing = f"; known users: {', '.join(known)}" if known else "; no users are defined"
-            ctx.error(entry.pos, f'no_auth_user "{name}" is not a known user'
-                                 f"{suggest(name, known)}{listing}")
+            ctx.error(
+                entry.pos,
+                f'no_auth_user "{name}" is not a known user{suggest(name, known)}{listing}',
+            )
     mqtt_auth = options.mqtt.authorization
     if mqtt_auth and (mqtt_auth.user or mqtt_auth.token) and options.users:
         entry = b.get("mqtt")
-        ctx.error(entry.pos if entry else Position("<unknown>", 0, 0),
-                  "mqtt authentication username not compatible with presence of users/nkeys")
-    if (options.mode == "embedded" and options.mqtt.enabled and not options.jetstream.enabled
-            and (entry := b.get("jetstream")) is not None):
+        ctx.error(
+            entry.pos if entry else Position("<unknown>", 0, 0),
+            "mqtt authentication username not compatible with presence of users/nkeys",
+        )
+    if (
+        options.mode == "embedded"
+        and options.mqtt.enabled
+        and not options.jetstream.enabled
+        and (entry := b.get("jetstream")) is not None
+    ):
         ctx.error(entry.pos, "mqtt requires JetStream to be enabled in embedded mode")
 
 
@@ -375,9 +464,13 @@ def build_options(conf_map: ConfMap) -> Options:
     if (entry := b.get("jetstream")) is not None:
         js = _jetstream(ctx, entry, store_dir)
         if js is not None and "jetstream" in out:
-            js = JetStreamOptions(enabled=js.enabled, store_dir=out["jetstream"].store_dir,
-                                  max_memory=js.max_memory, max_store=js.max_store,
-                                  domain=js.domain)
+            js = JetStreamOptions(
+                enabled=js.enabled,
+                store_dir=out["jetstream"].store_dir,
+                max_memory=js.max_memory,
+                max_store=js.max_store,
+                domain=js.domain,
+            )
         out["jetstream"] = js
     if (entry := b.get("tls")) is not None:
         out["tls"] = parse_tls(ctx, entry, "top-level")
@@ -389,8 +482,10 @@ def build_options(conf_map: ConfMap) -> Options:
             auth_args["timeout"] = tls.timeout + 1.0 if tls is not None else DEFAULT_AUTH_TIMEOUT
         out["authorization"] = Authorization(**auth_args)
         if inner_no_auth is not None and no_auth_entry is not None:
-            ctx.error(inner_no_auth.pos, "no_auth_user is set both here and at the top level "
-                                         f"({no_auth_entry.pos})")
+            ctx.error(
+                inner_no_auth.pos,
+                f"no_auth_user is set both here and at the top level ({no_auth_entry.pos})",
+            )
         no_auth_entry = no_auth_entry or inner_no_auth
     elif out.get("tls") is not None:
         out["authorization"] = Authorization(timeout=out["tls"].timeout + 1.0)
@@ -403,11 +498,14 @@ def build_options(conf_map: ConfMap) -> Options:
         out["mqtt"] = parse_mqtt(ctx, entry) or MQTTOptions()
     if (entry := b.get("upstream")) is not None:
         out["upstream"] = _upstream(ctx, entry)
-    no_auth = _no_auth_entries(ctx, [
-        no_auth_entry,
-        _sub_entry(b.get("mqtt"), "no_auth_user"),
-        _sub_entry(b.get("websocket"), "no_auth_user"),
-    ])
+    no_auth = _no_auth_entries(
+        ctx,
+        [
+            no_auth_entry,
+            _sub_entry(b.get("mqtt"), "no_auth_user"),
+            _sub_entry(b.get("websocket"), "no_auth_user"),
+        ],
+    )
     if no_auth and no_auth[0][0] is no_auth_entry:
         out["no_auth_user"] = no_auth[0][1]
     options = Options(

@@ -57,8 +57,15 @@ _TLS_KEYS: dict[str, tuple[str, ...]] = {
     "handshake_first": ("first", "immediate"),
     "connection_rate_limit": (),
 }
-_TLS_IGNORED = ("ocsp_peer", "cert_store", "cert_match_by", "cert_match", "ca_certs_match",
-                "cert_match_skip_invalid", "certs")
+_TLS_IGNORED = (
+    "ocsp_peer",
+    "cert_store",
+    "cert_match_by",
+    "cert_match",
+    "ca_certs_match",
+    "cert_match_skip_invalid",
+    "certs",
+)
 _PINNED = re.compile(r"^[0-9a-fA-F]{64}$")
 _TLS_VERSIONS = ("1.2", "1.3")
 
@@ -96,8 +103,11 @@ def parse_tls(ctx: Context, e: Entry, where: str) -> TLSOptions | None:
         pins = as_str_list(ctx, entry)
         bad = [p for p in pins or () if not _PINNED.match(p)]
         if bad:
-            ctx.error(entry.pos, f'pinned_certs entry "{bad[0]}" is not a hex-encoded SHA-256 '
-                                 "of a DER SubjectPublicKeyInfo")
+            ctx.error(
+                entry.pos,
+                f'pinned_certs entry "{bad[0]}" is not a hex-encoded SHA-256 '
+                "of a DER SubjectPublicKeyInfo",
+            )
         elif pins is not None:
             out["pinned_certs"] = tuple(p.lower() for p in pins)
     elif entry is not None:
@@ -227,14 +237,19 @@ def parse_mqtt(ctx: Context, e: Entry) -> MQTTOptions | None:
     if (entry := b.get("consumer_replicas")) is not None:
         replicas = as_int(ctx, entry)
         if replicas:
-            ctx.warn(entry.pos, "consumer_replicas is ignored: MQTT consumers always take "
-                                "the replica count of their stream")
+            ctx.warn(
+                entry.pos,
+                "consumer_replicas is ignored: MQTT consumers always take "
+                "the replica count of their stream",
+            )
         out["consumer_replicas"] = replicas
     for name in ("consumer_memory_storage", "reject_qos2_publish", "downgrade_qos2_subscribe"):
         if (entry := b.get(name)) is not None:
             out[name] = as_bool(ctx, entry)
     if (entry := b.get("consumer_inactive_threshold")) is not None:
-        out["consumer_inactive_threshold"] = as_duration(ctx, entry, name="consumer_inactive_threshold")
+        out["consumer_inactive_threshold"] = as_duration(
+            ctx, entry, name="consumer_inactive_threshold"
+        )
     if (entry := b.get("js_api_timeout")) is not None:
         timeout = as_duration(ctx, entry, name="js_api_timeout")
         if timeout is not None:
@@ -273,8 +288,10 @@ def _parse_headers(ctx: Context, e: Entry) -> Mapping[str, str] | None:
         if isinstance(value, str):
             headers[name] = value
         else:
-            ctx.error(position_of(header_map, name),
-                      f'websocket header "{name}" must be a string, got {describe(value)}')
+            ctx.error(
+                position_of(header_map, name),
+                f'websocket header "{name}" must be a string, got {describe(value)}',
+            )
     return MappingProxyType(headers)
 
 
@@ -299,8 +316,14 @@ def parse_websocket(ctx: Context, e: Entry) -> WebsocketOptions | None:
             out["handshake_timeout"] = timeout or DEFAULT_WS_HANDSHAKE_TIMEOUT
     if (entry := b.get("authorization")) is not None:
         out["authorization"] = parse_simple_auth(ctx, entry, "websocket")
-    for name in ("advertise", "jwt_cookie", "user_cookie", "pass_cookie", "token_cookie",
-                 "no_auth_user"):
+    for name in (
+        "advertise",
+        "jwt_cookie",
+        "user_cookie",
+        "pass_cookie",
+        "token_cookie",
+        "no_auth_user",
+    ):
         if (entry := b.get(name)) is not None:
             out[name] = as_str(ctx, entry) or None
     if (entry := b.get("headers")) is not None:

@@ -42,7 +42,6 @@ DEFAULT_RESPONSE_MAX_MSGS = 1
 DEFAULT_RESPONSE_EXPIRES = 120.0
 
 
-
 def _empty_map() -> Mapping[str, str]:
     return MappingProxyType({})
 
@@ -408,7 +407,9 @@ class Options:
         """
         for name, value in (("port", port), ("mqtt_port", mqtt_port), ("http_port", http_port)):
             if value is not None and not -1 <= value <= 65535:
-                raise ValueError(f"invalid {name} {value}: must be in 0..65535, or -1 for a random port")
+                raise ValueError(
+                    f"invalid {name} {value}: must be in 0..65535, or -1 for a random port"
+                )
         changes: dict[str, object] = {}
         if host is not None:
             changes["host"] = host

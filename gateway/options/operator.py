@@ -43,8 +43,11 @@ def parse_operators(ctx: Context, e: Entry) -> tuple[str, ...]:
         if value.startswith(_INLINE_JWT) or os.path.isfile(value):
             out.append(value)
         else:
-            ctx.error(e.pos, f'error parsing operator JWT: "{value}" is neither a readable file '
-                             "nor an inline JWT")
+            ctx.error(
+                e.pos,
+                f'error parsing operator JWT: "{value}" is neither a readable file '
+                "nor an inline JWT",
+            )
     return tuple(out)
 
 
@@ -68,8 +71,10 @@ _RESOLVER_KEYS: dict[str, tuple[str, ...]] = {
     "interval": (),
     "timeout": (),
 }
-_RESOLVER_MESSAGE = ('error parsing account resolver, should be MEM or URL("url") or a map '
-                     "containing dir and type state=[FULL|CACHE]")
+_RESOLVER_MESSAGE = (
+    'error parsing account resolver, should be MEM or URL("url") or a map '
+    "containing dir and type state=[FULL|CACHE]"
+)
 
 
 def parse_resolver(ctx: Context, e: Entry) -> Resolver | None:
@@ -118,8 +123,10 @@ def parse_resolver(ctx: Context, e: Entry) -> Resolver | None:
         if out.get("hard_delete") and not out.get("allow_delete"):
             entry = b.get("hard_delete")
             ctx.error(entry.pos if entry else e.pos, "hard_delete requires allow_delete")
-    return Resolver(kind="full" if kind == "full" else "cache",
-                    **{k: v for k, v in out.items() if v is not None})
+    return Resolver(
+        kind="full" if kind == "full" else "cache",
+        **{k: v for k, v in out.items() if v is not None},
+    )
 
 
 def parse_resolver_preload(ctx: Context, e: Entry) -> Mapping[str, str]:

@@ -140,8 +140,7 @@ class Block:
             if previous is not None:
                 ctx.error(
                     pos,
-                    f'"{key}" sets the same option as "{previous.key}" '
-                    f"(written at {previous.pos})",
+                    f'"{key}" sets the same option as "{previous.key}" (written at {previous.pos})',
                 )
                 continue
             self.entries[canonical] = Entry(key, value, pos)
@@ -210,7 +209,9 @@ def as_str_list(ctx: Context, e: Entry, *, allow_empty: bool = True) -> tuple[st
     if isinstance(e.value, str):
         return (e.value,)
     if not isinstance(e.value, list):
-        ctx.error(e.pos, f'"{e.key}" must be a string or an array of strings, got {describe(e.value)}')
+        ctx.error(
+            e.pos, f'"{e.key}" must be a string or an array of strings, got {describe(e.value)}'
+        )
         return None
     out: list[str] = []
     ok = True
@@ -271,11 +272,15 @@ def as_size(
     if isinstance(value, str):
         size = parse_size(value)
         if size is None:
-            ctx.error(e.pos, f'"{e.key}" must be a size such as 1048576, 64MiB or "1G", got "{value}"')
+            ctx.error(
+                e.pos, f'"{e.key}" must be a size such as 1048576, 64MiB or "1G", got "{value}"'
+            )
             return None
         value = size
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.error(e.pos, f'"{e.key}" must be a size such as 1048576, 64MiB or "1G", got {describe(value)}')
+        ctx.error(
+            e.pos, f'"{e.key}" must be a size such as 1048576, 64MiB or "1G", got {describe(value)}'
+        )
         return None
     if low is not None and value < low:
         ctx.error(e.pos, f'invalid value {value} for "{e.key}": must be at least {low}')
@@ -308,7 +313,9 @@ def as_duration(
     if isinstance(value, SizedInt):
         minutes = _MINUTES_AS_SIZE.match(value.text)
         if not minutes:
-            ctx.error(e.pos, f'error parsing {field}: expected a duration such as "10s", got {value.text}')
+            ctx.error(
+                e.pos, f'error parsing {field}: expected a duration such as "10s", got {value.text}'
+            )
             return None
         seconds = int(minutes.group(1)) * 60.0
         ctx.warn(
@@ -325,9 +332,14 @@ def as_duration(
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
         if warn_number:
-            ctx.warn(e.pos, f'invalid use of field "{field}": {field} should be converted to a duration')
+            ctx.warn(
+                e.pos, f'invalid use of field "{field}": {field} should be converted to a duration'
+            )
     else:
-        ctx.error(e.pos, f'error parsing {field}: expected a duration such as "10s", got {describe(value)}')
+        ctx.error(
+            e.pos,
+            f'error parsing {field}: expected a duration such as "10s", got {describe(value)}',
+        )
         return None
     if seconds < 0:
         ctx.error(e.pos, f"invalid {field} {describe(value)}: a duration must not be negative")
@@ -369,7 +381,10 @@ def split_host_port(text: str) -> tuple[str | None, int | None] | None:
 def check_port(ctx: Context, e: Entry, port: int) -> int | None:
     """A port in ``-1..65535`` (-1 = random)."""
     if not RANDOM_PORT <= port <= 65535:
-        ctx.error(e.pos, f'invalid port {port} for "{e.key}": must be in 0..65535, or -1 for a random port')
+        ctx.error(
+            e.pos,
+            f'invalid port {port} for "{e.key}": must be in 0..65535, or -1 for a random port',
+        )
         return None
     return port
 
