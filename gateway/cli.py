@@ -8,13 +8,16 @@ validates it. Flags given on the command line override the file.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from conf import ConfigError
 from gateway import __version__
 from gateway.options import Options, load_options
+from gateway.server import Gateway, GatewayError
 
 log = logging.getLogger("jetgate")
 
@@ -107,9 +110,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "jetgate %s: configuration loaded from %s (%s mode)", __version__, source, options.mode
     )
-    # The listeners arrive with the broker issues; until then say so rather than pretend.
-    log.error(
-        "this build has no MQTT or NATS listeners yet; nothing to serve, exiting "
-        "(use -t to check a configuration)"
-    )
-    return EXIT_NOT_SERVING
+    try:
+        asyncio.run(serve(options))
+    except GatewayError as exc:
+        log.error("%s", exc)
+        return EXIT_NOT_SERVING
+    return EXIT_OK
+
+
+async def serve(options: Options) -> None:
+    """Run the gateway until SIGINT or SIGTERM, then stop it cleanly."""
+    gateway = Gateway(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await gateway.start()
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await gateway.stop()

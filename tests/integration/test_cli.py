@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,9 @@ SHIPPED = [
 ]
 
 
-def jetgate(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def jetgate(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "JETGATE_UPSTREAM_PASSWORD": "secret", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
@@ -63,7 +68,7 @@ def test_check_reports_syntax_errors_with_position(tmp_path: Path) -> None:
 
 def test_unknown_key_gets_a_suggestion(tmp_path: Path) -> None:
     bad = tmp_path / "typo.conf"
-    bad.write_text("mqtt {\n  ack_wiat: \"10s\"\n}\n")
+    bad.write_text('mqtt {\n  ack_wiat: "10s"\n}\n')
     result = jetgate("-t", "-c", str(bad))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{bad}:2:3: "), result.stderr
@@ -88,16 +93,77 @@ def test_version() -> None:
     assert result.stdout.startswith("jetgate ")
 
 
-def test_running_says_it_has_nothing_to_serve_yet(tmp_path: Path) -> None:
-    result = jetgate("-c", str(ROOT / "deploy" / "jetgate.conf"), "--store-dir", str(tmp_path))
-    assert result.returncode == 2
-    assert "no MQTT or NATS listeners" in result.stderr
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def test_log_flag_writes_the_log_to_a_file(tmp_path: Path) -> None:
+def test_run_serves_nats_clients_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
     logfile = tmp_path / "jetgate.log"
-    result = jetgate("-c", str(ROOT / "deploy" / "jetgate.conf"), "-l", str(logfile), "-D")
-    assert result.returncode == 2
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "-c",
+            str(ROOT / "deploy" / "jetgate.conf"),
+            "-p",
+            str(port),
+            "--store-dir",
+            str(tmp_path / "store"),
+            "-l",
+            str(logfile),
+            "-D",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.settimeout(5)
+                    info = sock.recv(4096)
+                    sock.sendall(b"CONNECT {}\r\nPING\r\n")
+                    reply = b""
+                    while b"PONG" not in reply:
+                        chunk = sock.recv(4096)
+                        assert chunk, "connection closed before PONG"
+                        reply += chunk
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "gateway did not start listening"
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.05)  # polling a child process's port: no event to await
+        assert info.startswith(b"INFO ")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     text = logfile.read_text()
     assert "configuration loaded" in text
     assert "embedded mode" in text
+    assert "shutting down" in text
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = jetgate(
+            "-c",
+            str(ROOT / "deploy" / "jetgate.conf"),
+            "-p",
+            str(port),
+            "--store-dir",
+            str(tmp_path),
+        )
+    assert result.returncode == 2
+    assert "cannot listen" in result.stderr

@@ -1,0 +1,247 @@
+"""The asyncio driver of one NATS client: bytes from a ByteStream through a NatsSession.
+
+Owns what the sans-I/O session cannot: the clocks (authorization timeout,
+keep-alive PINGs and stale-connection detection), the Bus subscriptions, the
+asynchronous authentication, and back-pressure (a client whose unsent bytes
+exceed ``max_pending`` is a slow consumer and is disconnected, as the NATS
+server does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import __version__
+from gateway.auth.users import AuthenticationFailed, UserTable
+from gateway.bus.api import Bus, BusError, Msg, Subscription
+from gateway.listeners.stream import ByteStream
+from gateway.nats.headers import NO_RESPONDERS
+from gateway.nats.protocol import encode_info
+from gateway.nats.session import (
+    Authenticate,
+    Close,
+    Event,
+    NatsSession,
+    Publish,
+    Send,
+    State,
+    Subscribe,
+    Unsubscribe,
+)
+from gateway.options.model import Options
+
+log = logging.getLogger("jetgate.nats")
+
+ERR_AUTH_TIMEOUT = "Authentication Timeout"
+ERR_STALE = "Stale Connection"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """What INFO says about this gateway."""
+
+    server_id: str
+    server_name: str
+    host: str
+    port: int
+
+
+class NatsConnection:
+    """Serves one NATS client until it leaves or is closed."""
+
+    def __init__(
+        self,
+        stream: ByteStream,
+        options: Options,
+        users: UserTable,
+        bus: Bus,
+        server: ServerIdentity,
+        needs_nonce: bool,
+    ) -> None:
+        self.stream = stream
+        self.options = options
+        self.users = users
+        self.bus = bus
+        self.server = server
+        self.cid = stream.info.id
+        kind = stream.info.kind
+        self._nonce = secrets.token_urlsafe(16).encode() if needs_nonce else None
+        self.session = NatsSession(
+            auth_required=users.auth_required(kind),
+            nonce=self._nonce,
+            max_payload=options.max_payload,
+            max_control_line=options.max_control_line,
+            max_subscriptions=options.max_subscriptions,
+        )
+        self._subs: dict[str, Subscription] = {}
+        self._closing = False
+
+    def info(self) -> dict[str, Any]:
+        """The INFO sent on connect."""
+        info: dict[str, Any] = {
+            "server_id": self.server.server_id,
+            "server_name": self.server.server_name,
+            "version": __version__,
+            "proto": 1,
+            "host": self.server.host,
+            "port": self.server.port,
+            "headers": True,
+            "max_payload": self.options.max_payload,
+            "client_id": self.cid,
+            "client_ip": self.stream.info.peer_host,
+        }
+        if self.session.auth_required:
+            info["auth_required"] = True
+        if self._nonce is not None:
+            info["nonce"] = self._nonce.decode()
+        return info
+
+    async def run(self) -> None:
+        """Serve the client: INFO, then read, handle and answer until the end."""
+        self.stream.write(encode_info(self.info()))
+        timers = [
+            asyncio.create_task(self._auth_deadline()),
+            asyncio.create_task(self._keepalive()),
+        ]
+        try:
+            while not self._closing:
+                data = await self.stream.read()
+                if not data:
+                    break
+                published = await self._handle(self.session.receive_data(data))
+                if published and self.session.outstanding_output:
+                    # A PONG (or +OK) after a PUB promises the PUB was processed:
+                    # let in-process deliveries, the client's own included, go first.
+                    await self.bus.flush()
+                self._flush()
+                if self.stream.buffered() > self.options.max_pending:
+                    await self.stream.drain()
+        finally:
+            for timer in timers:
+                timer.cancel()
+            await self._release()
+
+    async def _handle(self, events: list[Event]) -> bool:
+        """Carry out ``events``; True when any message was published."""
+        published = False
+        queue: deque[Event] = deque(events)
+        while queue:
+            event = queue.popleft()
+            if isinstance(event, Publish):
+                self._publish(event)
+                published = True
+            elif isinstance(event, Send):
+                self.stream.write(event.data)
+            elif isinstance(event, Subscribe):
+                await self._subscribe(event)
+            elif isinstance(event, Unsubscribe):
+                await self._unsubscribe(event)
+            elif isinstance(event, Authenticate):
+                queue.extend(await self._authenticate(event))
+            elif isinstance(event, Close):
+                log.info("cid:%d: closing: %s", self.cid, event.reason)
+                await self._close()
+                break
+        return published
+
+    async def _authenticate(self, event: Authenticate) -> list[Event]:
+        try:
+            identity = await self.users.authenticate(
+                self.stream.info.kind, event.credentials, self._nonce
+            )
+        except AuthenticationFailed as exc:
+            log.warning("cid:%d: authentication error - %s", self.cid, exc.reason)
+            return self.session.reject(exc.reason)
+        log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
+        return self.session.accept(identity)
+
+    def _publish(self, event: Publish) -> None:
+        try:
+            self.bus.publish(event.subject, event.payload, event.reply, event.headers)
+            if event.check_responders and not self.bus.has_interest(event.subject):
+                self.bus.publish(event.reply, b"", "", NO_RESPONDERS)
+        except BusError as exc:
+            log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
+
+    async def _subscribe(self, event: Subscribe) -> None:
+        sid = event.sid
+
+        def on_msg(msg: Msg) -> None:
+            self._deliver(sid, msg)
+
+        try:
+            self._subs[sid] = await self.bus.subscribe(event.subject, on_msg, queue=event.queue)
+        except BusError as exc:
+            log.warning("cid:%d: subscribe to %s failed: %s", self.cid, event.subject, exc)
+            self.session.subscription_ended(sid)
+
+    async def _unsubscribe(self, event: Unsubscribe) -> None:
+        sub = self._subs.get(event.sid)
+        if sub is None:
+            return
+        if event.max_msgs is None or sub.delivered >= event.max_msgs:
+            del self._subs[event.sid]
+            self.session.subscription_ended(event.sid)
+            await sub.unsubscribe()
+        else:
+            sub.auto_unsubscribe(event.max_msgs)
+
+    def _deliver(self, sid: str, msg: Msg) -> None:
+        data = self.session.deliver(sid, msg)
+        if data is None:
+            return
+        stream = self.stream
+        stream.write(data)
+        sub = self._subs.get(sid)
+        if sub is not None and sub.closed:
+            del self._subs[sid]
+            self.session.subscription_ended(sid)
+        if stream.buffered() > self.options.max_pending and not self._closing:
+            log.warning("cid:%d: slow consumer: %d bytes pending", self.cid, stream.buffered())
+            self._closing = True
+            asyncio.get_running_loop().create_task(self._close())
+
+    def _flush(self) -> None:
+        data = self.session.data_to_send()
+        if data:
+            self.stream.write(data)
+
+    async def _auth_deadline(self) -> None:
+        await asyncio.sleep(self.options.authorization.timeout)
+        if self.session.state in (State.AWAITING_CONNECT, State.AUTHENTICATING):
+            log.info("cid:%d: no CONNECT within the authorization timeout", self.cid)
+            self.session.fail(ERR_AUTH_TIMEOUT, "authorization timeout")
+            self._flush()
+            await self._close()
+
+    async def _keepalive(self) -> None:
+        interval = self.options.ping_interval
+        if interval <= 0:
+            return
+        while not self._closing:
+            await asyncio.sleep(interval)
+            if self.session.outstanding_pings >= self.options.ping_max:
+                self.session.fail(ERR_STALE, "no PONG to the last PINGs")
+                self._flush()
+                await self._close()
+                return
+            self.session.ping()
+            self._flush()
+
+    async def _close(self) -> None:
+        self._closing = True
+        self._flush()
+        await self.stream.close()
+
+    async def _release(self) -> None:
+        subs = list(self._subs.values())
+        self._subs.clear()
+        for sub in subs:
+            with contextlib.suppress(BusError):
+                await sub.unsubscribe()

@@ -1,0 +1,145 @@
+"""Wiring: options -> user table, bus and listeners; start, serve, stop.
+
+``Gateway`` owns the listeners and routes each accepted connection by its kind
+to the protocol that serves it. It counts connections against
+``max_connections``. Stopping is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+
+from gateway.auth.users import UserTable
+from gateway.bus.local import LocalBus
+from gateway.listeners.stream import ByteStream
+from gateway.listeners.tcp import TcpListener
+from gateway.listeners.websocket import WebSocketListener
+from gateway.nats.connection import NatsConnection, ServerIdentity
+from gateway.nats.protocol import encode_err, encode_info
+from gateway.options.model import ConnectionType, Options, bind_port
+
+log = logging.getLogger("jetgate")
+
+ERR_MAX_CONNECTIONS = "maximum connections exceeded"
+SHUTDOWN_DEADLINE = 5.0
+_NATS_KINDS = frozenset({ConnectionType.STANDARD, ConnectionType.WEBSOCKET})
+
+
+def _server_id() -> str:
+    alphabet = string.ascii_uppercase + "234567"
+    return "N" + "".join(secrets.choice(alphabet) for _ in range(55))
+
+
+class GatewayError(Exception):
+    """The gateway cannot start as configured (a port in use, an unsupported mode)."""
+
+
+class Gateway:
+    """The running gateway: listeners, the user table and the bus."""
+
+    def __init__(self, options: Options) -> None:
+        if options.mode != "embedded":
+            raise GatewayError("upstream mode is not available in this build yet")
+        self.options = options
+        self.users = UserTable(options)
+        self.bus = LocalBus()
+        self.server_id = _server_id()
+        self.needs_nonce = any(u.nkey for u in options.users) or options.operator_mode
+        self.nats: TcpListener | None = None
+        self.websocket: WebSocketListener | None = None
+        self._connections = 0
+        self._open: dict[ByteStream, asyncio.Task[None] | None] = {}
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Bind every configured listener."""
+        options = self.options
+        self.nats = TcpListener(
+            options.host, bind_port(options.port), ConnectionType.STANDARD, self._serve
+        )
+        try:
+            await self.nats.start()
+            if options.websocket.port:
+                ws = options.websocket
+                self.websocket = WebSocketListener(
+                    ws.host,
+                    bind_port(ws.port),
+                    self._serve,
+                    handshake_timeout=ws.handshake_timeout,
+                    compression=ws.compression,
+                    same_origin=ws.same_origin,
+                    allowed_origins=ws.allowed_origins,
+                    max_message_size=options.max_payload + options.max_control_line,
+                )
+                await self.websocket.start()
+                log.info("listening for WebSocket clients on %s:%d", ws.host, self.websocket.port)
+        except OSError as exc:
+            await self.stop()
+            raise GatewayError(f"cannot listen: {exc.strerror or exc}") from None
+        log.info("listening for NATS clients on %s:%d", options.host, self.nats.port)
+        if options.mqtt.port:
+            log.warning(
+                "MQTT is not served by this build yet: port %d not opened", options.mqtt.port
+            )
+
+    async def _serve(self, stream: ByteStream) -> None:
+        kind = stream.info.kind
+        if self.options.max_connections and self._connections >= self.options.max_connections:
+            log.warning("cid:%d: refused, %s", stream.info.id, ERR_MAX_CONNECTIONS)
+            if kind in _NATS_KINDS:
+                stream.write(encode_info({"server_id": self.server_id}))
+                stream.write(encode_err(ERR_MAX_CONNECTIONS))
+            return
+        if kind not in _NATS_KINDS:
+            log.warning("cid:%d: %s connections are not served by this build", stream.info.id, kind)
+            return
+        self._connections += 1
+        self._open[stream] = asyncio.current_task()
+        try:
+            identity = ServerIdentity(
+                self.server_id,
+                self.options.server_name or self.server_id,
+                self.options.host,
+                self.nats.port if self.nats else 0,
+            )
+            connection = NatsConnection(
+                stream, self.options, self.users, self.bus, identity, self.needs_nonce
+            )
+            await connection.run()
+        finally:
+            self._connections -= 1
+            self._open.pop(stream, None)
+
+    @property
+    def connections(self) -> int:
+        """Clients connected now."""
+        return self._connections
+
+    async def stop(self) -> None:
+        """Stop listening, close every client and the bus. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for listener in (self.nats, self.websocket):
+            if listener is not None:
+                await listener.stop()
+        # Closing a client's stream ends its session's read loop cleanly.
+        open_now = list(self._open.items())
+        await asyncio.gather(*(stream.close() for stream, _ in open_now))
+        tasks = [task for _, task in open_now if task is not None and not task.done()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_DEADLINE)
+            for task in late:
+                task.cancel()
+        await self.bus.close()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (SIGINT/SIGTERM in the command line)."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
