@@ -14,6 +14,7 @@ from streams.types import (
     DeliverPolicy,
     RetentionPolicy,
     StreamConfig,
+    parse_ack,
 )
 
 from .conftest import Backend
@@ -339,3 +340,47 @@ async def test_ephemeral_consumer_without_interest_is_removed(log: Log) -> None:
         return info.name not in await log.consumer_names("S")
 
     await eventually(gone, timeout=10)
+
+
+async def test_deleting_the_last_interested_consumer_drops_its_messages(log: Log) -> None:
+    await log.add_stream(
+        StreamConfig(name="I", subjects=["i.>"], retention=RetentionPolicy.INTEREST)
+    )
+    await log.add_consumer("I", ConsumerConfig(durable_name="A", deliver_subject="nobody.a"))
+    for i in range(3):
+        await log.publish("i.x", b"%d" % i)
+    assert (await log.stream_info("I")).state.messages == 3
+    await log.delete_consumer("I", "A")
+
+    async def empty() -> bool:
+        return (await log.stream_info("I")).state.messages == 0
+
+    await eventually(empty)
+
+
+async def test_purge_resets_consumer_pending(log: Log) -> None:
+    await _stream(log, 4)
+    await log.add_consumer("S", ConsumerConfig(durable_name="C", deliver_subject="nobody.c"))
+    assert (await log.consumer_info("S", "C")).num_pending == 4
+    await log.purge_stream("S")
+    assert (await log.consumer_info("S", "C")).num_pending == 0
+    await log.publish("s.z", b"z")
+    assert (await log.consumer_info("S", "C")).num_pending == 1
+
+
+async def test_unacked_messages_are_redelivered_after_reopen(backend: Backend) -> None:
+    log = backend.log
+    await _stream(log, 2)
+    await log.add_consumer(
+        "S", ConsumerConfig(durable_name="C", deliver_subject="redo.c", ack_wait=0.5)
+    )
+    sub = await log.bus.subscribe("redo.c")
+    first = await sub.next_msg(5)
+    await log.ack(first.reply)
+    await sub.next_msg(5)
+    log = await backend.reopen()
+    sub = await log.bus.subscribe("redo.c")
+    again = await sub.next_msg(5)
+    assert again.payload == b"m1"
+    meta = parse_ack(again.reply)
+    assert (meta.stream_seq, meta.num_delivered) == (2, 2)
