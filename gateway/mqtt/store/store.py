@@ -210,10 +210,10 @@ class MqttStore:
         Idempotent. StoreError if the log refuses, StoreTimeout if the index
         does not load within ``load_timeout``.
         """
-        if self._started:
-            return
         if self._closed:
             raise StoreError("store closed")
+        if self._started:
+            return
         for config in self.stream_configs():
             await self._ensure_stream(config)
         await self._start_loader()
