@@ -246,6 +246,7 @@ def decode_retained(
 # -- staged QoS 2 -------------------------------------------------------------------
 
 _STAGED_OWN = frozenset({HDR_PUB, HDR_SUBJECT, HDR_TOPIC})
+_EXPECTED_PREFIX = "Nats-Expected-"  # the log keeps the publish's conditions as headers
 
 
 def encode_staged(message: StagedMessage) -> dict[str, str]:
@@ -277,5 +278,9 @@ def decode_staged(payload: bytes, headers: Mapping[str, str] | None) -> StagedMe
         subject=subject,
         payload=payload,
         retain=retain,
-        headers={k: v for k, v in hdrs.items() if k not in _STAGED_OWN},
+        headers={
+            k: v
+            for k, v in hdrs.items()
+            if k not in _STAGED_OWN and not k.startswith(_EXPECTED_PREFIX)
+        },
     )

@@ -4,7 +4,8 @@
 log. ``env.peer()`` gives a second gateway's store on the same streams (for
 JetStream a second connection, for the embedded log the same Log object, as
 two gateways in one process would share it). ``env.restart()`` closes the
-stores and the log and opens everything again on the same storage.
+stores and the log (and restarts nats-server, keeping its store dir) and opens
+everything again on the same storage.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from gateway.mqtt.store import MqttStore
 from streams.api import Log
+from tests.conftest import NatsServer
 from tests.contract.conftest import Backend, Opener, _embedded_opener
 
 ACK_WAIT = 30.0
@@ -33,6 +35,8 @@ class StoreEnv:
         self._stores: list[MqttStore] = []
         self._logs: list[Log] = []
         self.store: MqttStore
+        self.server: NatsServer | None = None
+        """The nats-server of the JetStream backend; restart() restarts it too."""
 
     @property
     def log(self) -> Log:
@@ -64,7 +68,11 @@ class StoreEnv:
     async def restart(self) -> MqttStore:
         """Close every store and the log; reopen the log on the same storage and a store on it."""
         await self._close_stores()
-        await self.backend.reopen()
+        await self.backend.close()
+        if self.server is not None:
+            self.server.stop()
+            self.server.start()
+        await self.backend.open()
         self.store = await self.new_store(self.log)
         return self.store
 
@@ -98,6 +106,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S
         e = StoreEnv("embedded", _embedded_opener(tmp_path / "store"), shares_log=True)
     else:
         e = StoreEnv("jetstream", _jetstream_opener(request), shares_log=False)
+        e.server = request.getfixturevalue("nats_server")
     await e.open()
     try:
         yield e

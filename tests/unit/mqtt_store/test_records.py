@@ -62,8 +62,12 @@ def _record() -> SessionRecord:
                 "a/#", 1, consumers=("x_1", "x_2"), deliver_subject="$MQTT.sub.N"
             ),
             "$share/g/b/+": SubscriptionRecord(
-                "$share/g/b/+", 2, no_local=True, retain_as_published=True,
-                retain_handling=2, subscription_id=7,
+                "$share/g/b/+",
+                2,
+                no_local=True,
+                retain_as_published=True,
+                retain_handling=2,
+                subscription_id=7,
             ),
             "c": SubscriptionRecord("c", 0),
         },
@@ -102,8 +106,13 @@ def test_unreadable_session_record_is_a_store_error(raw: bytes) -> None:
 def test_retained_headers_carry_topic_and_flags() -> None:
     # nats-mqtt.md 2.9: RFlags 3 = QoS 1 + retain, 5 = QoS 2 + retain, "-" on a delete.
     h = encode_retained("a/b", 1, {"Nmqtt-RSource": "bob", "X": "y"}, "orig", delete=False)
-    assert h == {"Nmqtt-RSource": "bob", "X": "y", "Nmqtt-RTopic": "a/b", "Nmqtt-RFlags": "3",
-                 "Nmqtt-ROrigin": "orig"}
+    assert h == {
+        "Nmqtt-RSource": "bob",
+        "X": "y",
+        "Nmqtt-RTopic": "a/b",
+        "Nmqtt-RFlags": "3",
+        "Nmqtt-ROrigin": "orig",
+    }
     assert encode_retained("a/b", 2, {}, None, delete=True)["Nmqtt-RFlags"] == "-5"
 
 
@@ -112,7 +121,12 @@ def test_retained_record_decodes_and_strips_its_own_headers() -> None:
     m = decode_retained("a.b", b"v", h, 12.5)
     assert m is not None
     assert (m.topic, m.subject, m.payload, m.qos, dict(m.headers), m.stored_at) == (
-        "a/b", "a.b", b"v", 2, {"X": "y"}, 12.5
+        "a/b",
+        "a.b",
+        b"v",
+        2,
+        {"X": "y"},
+        12.5,
     )
     assert decode_retained("a.b", b"", h, 1.0) is None
     assert decode_retained("a.b", b"v", {**h, "Nmqtt-RFlags": "-5"}, 1.0) is None

@@ -73,8 +73,8 @@ def test_large_payloads_are_not_cached() -> None:
     index = RetainedIndex(max_cached_payload=4)
     index.apply(1, "small", _msg("small", b"1234"))
     index.apply(2, "big", _msg("big", b"12345"))
-    small, = index.match(["small"])
-    big, = index.match(["big"])
+    (small,) = index.match(["small"])
+    (big,) = index.match(["big"])
     assert small.cached and small.message.payload == b"1234"
     assert not big.cached and big.message.payload == b""
 
