@@ -11,7 +11,8 @@ What it measures, per broker, each scenario bounded by ``--seconds`` (and a mess
 - ``latency``: publish-to-delivery p50/p99 at a fixed low rate (1,000 msgs/s), QoS 0 and
   QoS 1, with a monotonic timestamp in the payload (one process holds both ends).
 - ``conns``: 5,000 MQTT connections (CONNECT + CONNACK), connections/s, kept open;
-  memory per idle connection from the broker's VmRSS (/proc/<pid>/status) before and after.
+  memory per idle connection from the broker's VmRSS (/proc/<pid>/status) before and after,
+  on a freshly restarted broker so the baseline is not the earlier scenarios' heap.
 
 How: the broker is started as a subprocess on free loopback ports with a temporary config
 (``listen``, ``mqtt { listen }``, ``jetstream { store_dir }``) and stopped at the end. The load
@@ -47,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,14 @@ class Broker:
     name: str
     argv_of: Callable[[Path], list[str]]
     ready_timeout: float
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mqttbench-")))
+    tmp: Path = Path()
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
     mqtt_port: int = 0
     available: bool = False
 
     def start(self) -> bool:
+        self.tmp = Path(tempfile.mkdtemp(prefix="mqttbench-"))
         self.port = free_port()
         self.mqtt_port = free_port()
         conf = self.tmp / "bench.conf"
@@ -131,7 +133,8 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp != Path():
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def log_tail(self, n: int = 5) -> str:
         try:
@@ -492,7 +495,13 @@ def run_broker(broker: Broker, scenarios: list[str], o: Options) -> dict[str, Fi
             file=sys.stderr,
             flush=True,
         )
-        for name in scenarios:
+        for i, name in enumerate(scenarios):
+            if name == "conns" and i > 0:
+                # a fresh process, so the RSS baseline is not the previous scenarios' heap
+                broker.stop()
+                if not broker.start():
+                    print(f"{broker.name}: did not restart for conns", file=sys.stderr)
+                    break
             try:
                 got = RUNNERS[name](broker, o)
             except (RuntimeError, TimeoutError, OSError) as exc:
