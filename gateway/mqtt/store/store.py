@@ -137,6 +137,12 @@ class MqttStore:
     ``$MQTT.sess.<domain>.`` as the NATS server does with a JetStream domain.
     ``replicas`` is recorded for when the ``Log`` interface carries a replica
     count; today streams get the backend's default.
+
+    The retained loader is an ephemeral consumer; JetStream drops it after 5
+    minutes without interest (a long disconnect) or with a server restart.
+    Every ``loader_check_interval`` seconds (0: never) the store checks it is
+    still there and creates a new one if not; markers of cleared subjects stay
+    in the stream, so the new loader also removes what was cleared meanwhile.
     """
 
     def __init__(
@@ -152,6 +158,7 @@ class MqttStore:
         domain: str | None = None,
         load_timeout: float = 30.0,
         max_cached_payload: int = DEFAULT_MAX_CACHED_PAYLOAD,
+        loader_check_interval: float = 30.0,
     ) -> None:
         self._log = log
         self._ack_wait = ack_wait
@@ -166,6 +173,8 @@ class MqttStore:
         self._loader_sub: Subscription | None = None
         self._loader_name: str | None = None
         self._loaded = asyncio.Event()
+        self._check_interval = loader_check_interval
+        self._checker: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
 
@@ -217,6 +226,15 @@ class MqttStore:
         for config in self.stream_configs():
             await self._ensure_stream(config)
         await self._start_loader()
+        try:
+            await asyncio.wait_for(self._loaded.wait(), self._load_timeout)
+        except TimeoutError:
+            await self._stop_loader()
+            raise StoreTimeout(
+                f"retained messages not loaded within {self._load_timeout}s"
+            ) from None
+        if self._check_interval > 0:
+            self._checker = asyncio.create_task(self._check_loader())
         self._started = True
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
@@ -234,32 +252,48 @@ class MqttStore:
         subject = DELIVER_PREFIX + nuid()
         name = f"{RETAINED_STREAM}_{nuid()}"
         bus = self._log.bus
-        with _log_errors("starting the retained loader"):
-            self._loader_sub = await bus.subscribe(subject, callback=self._on_retained)
-            await bus.flush()
-            info = await self._log.add_consumer(
-                RETAINED_STREAM,
-                ConsumerConfig(
-                    name=name,
-                    deliver_subject=subject,
-                    filter_subject=RETAINED_PREFIX + ">",
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_policy=AckPolicy.NONE,
-                    inactive_threshold=_LOADER_INACTIVE,
-                ),
-            )
+        try:
+            with _log_errors("starting the retained loader"):
+                self._loader_sub = await bus.subscribe(subject, callback=self._on_retained)
+                await bus.flush()
+                info = await self._log.add_consumer(
+                    RETAINED_STREAM,
+                    ConsumerConfig(
+                        name=name,
+                        deliver_subject=subject,
+                        filter_subject=RETAINED_PREFIX + ">",
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_policy=AckPolicy.NONE,
+                        inactive_threshold=_LOADER_INACTIVE,
+                    ),
+                )
+        except BaseException:
+            await self._stop_loader()
+            raise
         self._loader_name = info.name
         # Nothing pending and nothing delivered: the stream is empty. Otherwise the
         # delivery that reports num_pending == 0 sets the event.
         if info.num_pending == 0 and info.delivered.stream_seq == 0:
             self._loaded.set()
-        try:
-            await asyncio.wait_for(self._loaded.wait(), self._load_timeout)
-        except TimeoutError:
+
+    async def _check_loader(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_interval)
+            name = self._loader_name
+            try:
+                if name is not None:
+                    await self._log.consumer_info(RETAINED_STREAM, name)
+                    continue
+            except ConsumerNotFound:
+                logger.warning("retained loader %s is gone; creating a new one", name)
+            except LogError as exc:
+                logger.debug("retained loader check failed: %s", exc)
+                continue
             await self._stop_loader()
-            raise StoreTimeout(
-                f"retained messages not loaded within {self._load_timeout}s"
-            ) from None
+            try:
+                await self._start_loader()
+            except StoreError as exc:
+                logger.warning("cannot create the retained loader: %s", exc)
 
     def _on_retained(self, msg: Msg) -> None:
         try:
@@ -290,6 +324,11 @@ class MqttStore:
         if self._closed:
             return
         self._closed = True
+        checker, self._checker = self._checker, None
+        if checker is not None:
+            checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checker
         await self._stop_loader()
 
     # -- QoS >= 1 messages ----------------------------------------------------------

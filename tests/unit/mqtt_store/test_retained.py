@@ -120,3 +120,21 @@ async def test_many_retained_subjects_match_quickly(env: StoreEnv) -> None:
         found = await store.retained_matching(["r.7.*", "r.8.8"])
     assert time.perf_counter() - start < 1.0
     assert len(found) == 201  # 200 on r.7.*, plus r.8.8
+
+
+async def test_a_lost_loader_is_replaced_and_catches_up(env: StoreEnv) -> None:
+    # JetStream drops an ephemeral loader after a long disconnect or a restart.
+    others = set(await env.log.consumer_names(RETAINED_STREAM))
+    store = MqttStore(env.log, ack_wait=30.0, max_ack_pending=10, loader_check_interval=0.05)
+    await store.start()
+    try:
+        await store.set_retained("gone/1", "gone.1", b"v", 0, {})
+        (loader,) = set(await env.log.consumer_names(RETAINED_STREAM)) - others
+        await env.log.delete_consumer(RETAINED_STREAM, loader)
+        peer = await env.peer()
+        await peer.set_retained("new/1", "new.1", b"v", 0, {})
+        await peer.set_retained("gone/1", "gone.1", b"", 0, {})
+        await _until(store, [">"], ["new/1"])
+        assert loader not in await env.log.consumer_names(RETAINED_STREAM)
+    finally:
+        await store.close()
