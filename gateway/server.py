@@ -17,15 +17,20 @@ from gateway.bus.local import LocalBus
 from gateway.listeners.stream import ByteStream
 from gateway.listeners.tcp import TcpListener
 from gateway.listeners.websocket import WebSocketListener
+from gateway.mqtt.broker import MqttBroker
+from gateway.mqtt.connection import MqttConnection
 from gateway.nats.connection import NatsConnection, ServerIdentity
 from gateway.nats.protocol import encode_err, encode_info
 from gateway.options.model import ConnectionType, Options, bind_port
+from streams.embedded import EmbeddedLog
+from streams.errors import LogError
 
 log = logging.getLogger("jetgate")
 
 ERR_MAX_CONNECTIONS = "maximum connections exceeded"
 SHUTDOWN_DEADLINE = 5.0
 _NATS_KINDS = frozenset({ConnectionType.STANDARD, ConnectionType.WEBSOCKET})
+_MQTT_KINDS = frozenset({ConnectionType.MQTT, ConnectionType.MQTT_WS})
 
 
 def _server_id() -> str:
@@ -49,7 +54,10 @@ class Gateway:
         self.server_id = _server_id()
         self.needs_nonce = any(u.nkey for u in options.users) or options.operator_mode
         self.nats: TcpListener | None = None
+        self.mqtt: TcpListener | None = None
         self.websocket: WebSocketListener | None = None
+        self.log: EmbeddedLog | None = None
+        self.broker: MqttBroker | None = None
         self._connections = 0
         self._open: dict[ByteStream, asyncio.Task[None] | None] = {}
         self._stopped = False
@@ -57,6 +65,15 @@ class Gateway:
     async def start(self) -> None:
         """Bind every configured listener."""
         options = self.options
+        if options.mqtt.port:
+            try:
+                self.log = await EmbeddedLog.open(options.jetstream.store_dir, self.bus)
+            except (OSError, LogError) as exc:
+                raise GatewayError(
+                    f"cannot open the store in {options.jetstream.store_dir}: {exc}"
+                ) from None
+            self.broker = MqttBroker(options, self.users, self.bus, self.log)
+            await self.broker.start()
         self.nats = TcpListener(
             options.host, bind_port(options.port), ConnectionType.STANDARD, self._serve
         )
@@ -80,10 +97,17 @@ class Gateway:
             await self.stop()
             raise GatewayError(f"cannot listen: {exc.strerror or exc}") from None
         log.info("listening for NATS clients on %s:%d", options.host, self.nats.port)
-        if options.mqtt.port:
-            log.warning(
-                "MQTT is not served by this build yet: port %d not opened", options.mqtt.port
+        if self.broker is not None:
+            mqtt = options.mqtt
+            self.mqtt = TcpListener(
+                mqtt.host, bind_port(mqtt.port), ConnectionType.MQTT, self._serve
             )
+            try:
+                await self.mqtt.start()
+            except OSError as exc:
+                await self.stop()
+                raise GatewayError(f"cannot listen for MQTT: {exc.strerror or exc}") from None
+            log.info("listening for MQTT clients on %s:%d", mqtt.host, self.mqtt.port)
 
     async def _serve(self, stream: ByteStream) -> None:
         kind = stream.info.kind
@@ -93,12 +117,15 @@ class Gateway:
                 stream.write(encode_info({"server_id": self.server_id}))
                 stream.write(encode_err(ERR_MAX_CONNECTIONS))
             return
-        if kind not in _NATS_KINDS:
-            log.warning("cid:%d: %s connections are not served by this build", stream.info.id, kind)
+        if kind in _MQTT_KINDS and self.broker is None:
+            log.warning("cid:%d: MQTT is not enabled (mqtt port 0)", stream.info.id)
             return
         self._connections += 1
         self._open[stream] = asyncio.current_task()
         try:
+            if kind in _MQTT_KINDS and self.broker is not None:
+                await MqttConnection(stream, self.broker).run()
+                return
             identity = ServerIdentity(
                 self.server_id,
                 self.options.server_name or self.server_id,
@@ -123,7 +150,7 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
-        for listener in (self.nats, self.websocket):
+        for listener in (self.nats, self.mqtt, self.websocket):
             if listener is not None:
                 await listener.stop()
         # Closing a client's stream ends its session's read loop cleanly.
@@ -134,6 +161,10 @@ class Gateway:
             _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_DEADLINE)
             for task in late:
                 task.cancel()
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.log is not None:
+            await self.log.close()
         await self.bus.close()
 
     async def serve_forever(self) -> None:

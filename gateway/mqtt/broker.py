@@ -1,0 +1,164 @@
+"""What the MQTT connections of one gateway share: the store, live clients, wills, expiry.
+
+``MqttBroker`` holds the ``MqttStore`` (durable state on the Log), the
+connections that are up by client id (for session takeover), the Wills that
+wait out their delay, the timers that end expired sessions, and counters of
+what went wrong (malformed packets, protocol errors, dropped QoS 0
+deliveries ...). The session code reaches the Bus and the Log only through
+here, so it cannot tell embedded mode from upstream mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from gateway.auth.users import UserTable
+from gateway.bus.api import Bus
+from gateway.mqtt.store import MqttStore, StoreError
+from gateway.options.model import Options
+from streams.api import Log
+
+if TYPE_CHECKING:
+    from gateway.mqtt.connection import MqttConnection
+
+log = logging.getLogger("jetgate.mqtt")
+
+NEVER_EXPIRES = 0xFFFFFFFF
+SWEEP_INTERVAL = 60.0
+
+
+class MqttBroker:
+    """Shared MQTT state of one gateway (see the module docstring)."""
+
+    def __init__(self, options: Options, users: UserTable, bus: Bus, log_: Log) -> None:
+        mqtt = options.mqtt
+        self.options = options
+        self.users = users
+        self.bus = bus
+        self.log = log_
+        self.store = MqttStore(
+            log_,
+            ack_wait=mqtt.ack_wait,
+            max_ack_pending=mqtt.max_ack_pending,
+            replicas=max(1, mqtt.stream_replicas),
+            consumer_memory_storage=mqtt.consumer_memory_storage,
+            consumer_inactive_threshold=mqtt.consumer_inactive_threshold,
+        )
+        self.live: dict[str, MqttConnection] = {}
+        self.counters: Counter[str] = Counter()
+        self._wills: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create or open the MQTT streams and end the sessions that expired while down."""
+        await self.store.start()
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        """Stop timers and close the store (connections are closed by the gateway)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for handle, _ in self._wills.values():
+            handle.cancel()
+        for handle in self._expiries.values():
+            handle.cancel()
+        self._wills.clear()
+        self._expiries.clear()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await task
+        await self.store.close()
+
+    def count(self, what: str) -> None:
+        """Count an event (malformed packet, dropped delivery ...)."""
+        self.counters[what] += 1
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` in the background, kept until it ends."""
+
+        async def run() -> None:
+            try:
+                await work
+            except StoreError as exc:
+                log.warning("background MQTT work failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- wills -------------------------------------------------------------
+
+    def schedule_will(self, client_id: str, delay: float, publish: Callable[[], None]) -> None:
+        """Publish a Will after ``delay`` seconds unless the client comes back first."""
+        self.cancel_will(client_id)
+        if delay <= 0:
+            publish()
+            return
+
+        def fire() -> None:
+            self._wills.pop(client_id, None)
+            publish()
+
+        self._wills[client_id] = (asyncio.get_running_loop().call_later(delay, fire), publish)
+
+    def cancel_will(self, client_id: str) -> None:
+        """The client reconnected within the Will Delay Interval ([MQTT-3.1.3-9])."""
+        entry = self._wills.pop(client_id, None)
+        if entry is not None:
+            entry[0].cancel()
+
+    def fire_will_now(self, client_id: str) -> None:
+        """The session ended before the Will delay passed: the Will goes now."""
+        entry = self._wills.pop(client_id, None)
+        if entry is not None:
+            entry[0].cancel()
+            entry[1]()
+
+    # -- session expiry ------------------------------------------------------
+
+    def schedule_expiry(self, client_id: str, interval: int) -> None:
+        """End an offline session after ``interval`` seconds unless the client returns."""
+        self.cancel_expiry(client_id)
+        if interval >= NEVER_EXPIRES:
+            return
+
+        def expire() -> None:
+            self._expiries.pop(client_id, None)
+            if client_id in self.live:
+                return
+            self.fire_will_now(client_id)
+            self.spawn(self.store.delete_session(client_id))
+
+        self._expiries[client_id] = asyncio.get_running_loop().call_later(interval, expire)
+
+    def cancel_expiry(self, client_id: str) -> None:
+        """The client reconnected: its session no longer counts down."""
+        handle = self._expiries.pop(client_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def sweep(self) -> None:
+        """End offline sessions whose expiry passed (also those of a previous run)."""
+        try:
+            expired = await self.store.expired_sessions(time.time())
+        except StoreError as exc:
+            log.warning("cannot list expired MQTT sessions: %s", exc)
+            return
+        for record in expired:
+            if record.client_id not in self.live:
+                await self.store.delete_session(record.client_id)
+                self.count("sessions_expired")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            await self.sweep()

@@ -1,0 +1,480 @@
+"""The asyncio driver of one MQTT client: ByteStream <-> MqttSession <-> Bus and store.
+
+Owns what the sans-I/O session cannot: the CONNECT deadline and keep-alive
+(exactly 1.5 times the Keep Alive, [MQTT-3.1.2-22]), authentication, session
+takeover, loading and saving the session record, the Bus subscriptions and
+durable consumers behind each MQTT subscription (``subscriptions.py``),
+acknowledging QoS 1 PUBLISHes only once the message is stored, Wills, and
+write batching (one socket write per event-loop turn, not per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+
+from gateway.auth.users import ANONYMOUS, AuthenticationFailed, Credentials, Identity
+from gateway.bus.api import BusError
+from gateway.listeners.stream import ByteStream
+from gateway.mqtt.broker import NEVER_EXPIRES, MqttBroker
+from gateway.mqtt.errors import MQTTError
+from gateway.mqtt.messages import PUB, RETAIN, publish_headers
+from gateway.mqtt.packets import (
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
+from gateway.mqtt.properties import Properties
+from gateway.mqtt.reason_codes import ReasonCode, connack_return_code
+from gateway.mqtt.session import MqttSession, Qos2Resent, State
+from gateway.mqtt.store import SessionRecord, StagedMessage, StoreError, hash8
+from gateway.mqtt.store.errors import SessionCollision
+from gateway.mqtt.subscriptions import Subscriptions
+from gateway.mqtt.topics import is_internal_subject, topic_to_subject
+
+log = logging.getLogger("jetgate.mqtt")
+
+
+class ConnectionClosed(Exception):
+    """The connection is over; unwinds the read loop."""
+
+
+class MqttConnection:
+    """Serves one MQTT client until it leaves, is taken over or is closed."""
+
+    def __init__(self, stream: ByteStream, broker: MqttBroker) -> None:
+        self.stream = stream
+        self.broker = broker
+        self.options = broker.options
+        self.cid = stream.info.id
+        self.session = MqttSession(max_packet_size=self.options.max_payload)
+        self.client_id = ""
+        self.client_hash = ""
+        self.identity: Identity = ANONYMOUS
+        self.expiry_interval = 0
+        self.will: Will | None = None
+        self.subs = Subscriptions(self)
+        self.record: SessionRecord | None = None
+        self._graceful = False
+        self._taken_over = False
+        self._closed = asyncio.Event()
+        self._last_read = time.monotonic()
+        self._flush_scheduled = False
+        self._keep_alive = 0.0
+
+    # -- the read loop -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the client from its first byte to the end."""
+        deadline = asyncio.get_running_loop().call_later(
+            self._connect_timeout(), self._connect_timed_out
+        )
+        keepalive: asyncio.Task[None] | None = None
+        try:
+            while True:
+                data = await self.stream.read()
+                if not data:
+                    break
+                self._last_read = time.monotonic()
+                try:
+                    await self._handle(self.session.receive_data(data))
+                except MQTTError as exc:
+                    await self._protocol_failure(exc)
+                    break
+                if keepalive is None and self.session.state is State.CONNECTED:
+                    deadline.cancel()
+                    if self._keep_alive:
+                        keepalive = asyncio.create_task(self._watch_keepalive())
+                self._flush_now()
+                if self.stream.buffered() > self.options.max_pending:
+                    await self.stream.drain()
+        except ConnectionClosed:
+            pass
+        except StoreError as exc:
+            # The NATS server closes the client when the log fails it; so do we.
+            log.warning("mqtt cid:%d %r: store failure, closing: %s", self.cid, self.client_id, exc)
+        finally:
+            deadline.cancel()
+            if keepalive is not None:
+                keepalive.cancel()
+            await self._end()
+
+    async def _handle(self, packets: list[Packet | Qos2Resent]) -> None:
+        for packet in packets:
+            if isinstance(packet, Publish):
+                await self._on_publish(packet)
+            elif isinstance(packet, Puback):
+                self.subs.on_puback(packet.packet_id)
+            elif isinstance(packet, Qos2Resent):
+                self.session.send(Pubrec(packet.packet_id))
+            elif isinstance(packet, Pubrel):
+                await self._on_pubrel(packet)
+            elif isinstance(packet, Pubrec):
+                await self.subs.on_pubrec(packet)
+            elif isinstance(packet, Pubcomp):
+                await self.subs.on_pubcomp(packet.packet_id)
+            elif isinstance(packet, Subscribe):
+                await self.subs.subscribe(packet)
+            elif isinstance(packet, Unsubscribe):
+                await self.subs.unsubscribe(packet)
+            elif isinstance(packet, Connect):
+                await self._on_connect(packet)
+                await self._handle(self.session.resume())
+            elif isinstance(packet, Disconnect):
+                self._on_disconnect(packet)
+                raise ConnectionClosed
+            else:  # AUTH after CONNECT: no enhanced authentication is offered
+                raise MQTTError(ReasonCode.PROTOCOL_ERROR, f"unexpected {type(packet).__name__}")
+
+    # -- CONNECT -------------------------------------------------------------
+
+    def _connect_timeout(self) -> float:
+        override = self.options.mqtt.authorization
+        if override is not None and override.timeout:
+            return override.timeout
+        return self.options.authorization.timeout
+
+    def _connect_timed_out(self) -> None:
+        if self.session.state is not State.CONNECTED:
+            log.info("mqtt cid:%d: no CONNECT within the timeout", self.cid)
+            self.broker.count("connect_timeouts")
+            self.broker.spawn(self.stream.close())
+
+    async def _on_connect(self, packet: Connect) -> None:
+        session = self.session
+        v5 = session.v5
+        props = packet.properties
+        if v5 and props.authentication_method is not None:
+            await self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication")
+        client_id = packet.client_id
+        assigned = False
+        if not client_id:
+            if not packet.clean_start and not v5:
+                await self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+            client_id = "jetgate-" + secrets.token_urlsafe(12)
+            assigned = True
+        self.identity = await self._authenticate(packet)
+        will = packet.will
+        if will is not None:
+            if will.qos == 2 and self.options.mqtt.reject_qos2_publish:
+                await self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will at QoS 2")
+            if is_internal_subject(topic_to_subject(will.topic)):
+                await self._refuse(ReasonCode.TOPIC_NAME_INVALID, "will in $MQTT")
+        self.client_id = client_id
+        self.client_hash = hash8(client_id)
+        if v5:
+            self.expiry_interval = props.session_expiry_interval or 0
+        else:
+            self.expiry_interval = 0 if packet.clean_start else NEVER_EXPIRES
+        broker = self.broker
+        previous = broker.live.get(client_id)
+        if previous is not None:
+            await previous.take_over()  # [MQTT-3.1.4-3]
+        broker.cancel_will(client_id)
+        broker.cancel_expiry(client_id)
+        try:
+            record = await broker.store.load_session(client_id)
+        except SessionCollision:
+            await self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id hash collision")
+        present = False
+        if record is not None:
+            if packet.clean_start or _expired(record):
+                await broker.store.delete_session(client_id)
+                await broker.store.drop_qos2(self.client_hash)
+                record = None
+            else:
+                present = True
+        self.record = await broker.store.save_session(
+            SessionRecord(
+                client_id=client_id,
+                expiry_interval=self.expiry_interval,
+                subscriptions=record.subscriptions if record else {},
+                pending_pubrel=record.pending_pubrel if record else (),
+                disconnected_at=None,
+                revision=record.revision if record else 0,
+            )
+        )
+        self.will = will
+        self._keep_alive = packet.keep_alive * 1.5
+        session.send(Connack(ReasonCode.SUCCESS, present, self._connack_properties(assigned)))
+        session.accept()
+        broker.live[client_id] = self
+        log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
+        if present:
+            await self.subs.restore(self.record)
+
+    def _connack_properties(self, assigned: bool) -> Properties | None:
+        if not self.session.v5:
+            return None
+        session = self.session
+        props = Properties(
+            topic_alias_maximum=session.topic_alias_maximum,
+            maximum_packet_size=self.options.max_payload,
+            retain_available=1,
+            wildcard_subscription_available=1,
+            subscription_identifier_available=1,
+            shared_subscription_available=1,
+        )
+        if session.receive_maximum != 65535:
+            props.receive_maximum = session.receive_maximum
+        if self.options.mqtt.reject_qos2_publish:
+            props.maximum_qos = 1
+        if assigned:
+            props.assigned_client_identifier = self.client_id
+        return props
+
+    async def _authenticate(self, packet: Connect) -> Identity:
+        password: str | None = None
+        if packet.password is not None:
+            try:
+                password = packet.password.decode("utf-8")
+            except UnicodeDecodeError:
+                await self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "password not UTF-8")
+        credentials = Credentials(username=packet.username, password=password, token=password)
+        try:
+            return await self.broker.users.authenticate(self.stream.info.kind, credentials)
+        except AuthenticationFailed as exc:
+            log.warning("mqtt cid:%d: authentication error - %s", self.cid, exc.reason)
+            code = ReasonCode.NOT_AUTHORIZED
+            if self.session.v5 and not exc.not_authorized:
+                code = ReasonCode.BAD_USER_NAME_OR_PASSWORD
+            await self._refuse(code, exc.reason)
+            raise  # unreachable: _refuse raises
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        """CONNACK with a failure code, then close ([MQTT-3.2.2-5])."""
+        self.broker.count("connect_refused")
+        session = self.session
+        if session.v5:
+            session.send(Connack(code))
+        else:
+            session.send(Connack(connack_return_code(code)))
+        self._graceful = True  # no Will: the connection never got going
+        log.info("mqtt cid:%d: CONNECT refused (0x%02X): %s", self.cid, code, reason)
+        raise ConnectionClosed
+
+    # -- PUBLISH from the client -----------------------------------------------
+
+    async def _on_publish(self, packet: Publish) -> None:
+        qos = packet.qos
+        subject = topic_to_subject(packet.topic)
+        refused = self._publish_refusal(packet, subject)
+        if refused is not None:
+            self.broker.count("publish_refused")
+            if qos == 1:
+                self.session.send(Puback(packet.packet_id, refused))
+            elif qos == 2:
+                self.session.send(Pubrec(packet.packet_id, refused))
+            return
+        origin = self.client_hash if self.subs.has_no_local else None
+        headers = publish_headers(qos, packet.properties if self.session.v5 else None, origin)
+        if packet.retain:
+            headers = dict(headers or {})
+            headers[RETAIN] = "1"
+        if qos == 2:
+            staged = StagedMessage(
+                packet.topic, subject, packet.payload, packet.retain, headers or {}
+            )
+            await self.broker.store.stage_qos2(self.client_hash, packet.packet_id, staged)
+            self.session.send(Pubrec(packet.packet_id))
+            return
+        await self._deliver_published(
+            packet.topic, subject, packet.payload, qos, packet.retain, headers
+        )
+        if qos == 1:
+            self.session.send(Puback(packet.packet_id))
+
+    def _publish_refusal(self, packet: Publish, subject: str) -> int | None:
+        """The reason code refusing a PUBLISH, or None when it may go."""
+        if packet.qos == 2 and self.options.mqtt.reject_qos2_publish:
+            raise MQTTError(ReasonCode.QOS_NOT_SUPPORTED, "QoS 2 publish refused by configuration")
+        if is_internal_subject(subject):
+            return ReasonCode.TOPIC_NAME_INVALID  # the gateway's own namespace
+        if not self.identity.permissions.may_publish(subject):
+            log.info("mqtt cid:%d: Publish Violation - Subject %r", self.cid, subject)
+            return ReasonCode.NOT_AUTHORIZED
+        if packet.properties.payload_format_indicator == 1:
+            try:
+                packet.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return ReasonCode.PAYLOAD_FORMAT_INVALID  # [MQTT-3.3.2-4] may refuse
+        return None
+
+    async def _deliver_published(
+        self,
+        topic: str,
+        subject: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        """Hand an accepted publish on: core subject, the log for QoS >= 1, retained store."""
+        broker = self.broker
+        try:
+            broker.bus.publish(subject, payload, "", headers)
+        except BusError as exc:
+            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+            return
+        if retain:
+            await broker.store.set_retained(topic, subject, payload, qos, headers or {})
+        if qos:
+            await broker.store.store_message(subject, payload, headers or {})
+
+    async def _on_pubrel(self, packet: Pubrel) -> None:
+        staged = await self.broker.store.release_qos2(self.client_hash, packet.packet_id)
+        if staged is not None:
+            headers = dict(staged.headers)
+            headers[PUB] = "2"
+            await self._deliver_published(
+                staged.topic, staged.subject, staged.payload, 2, staged.retain, headers
+            )
+        self.session.send(Pubcomp(packet.packet_id))  # always, as [MQTT-4.3.3-12] allows
+
+    # -- DISCONNECT, takeover and the end ----------------------------------------
+
+    def _on_disconnect(self, packet: Disconnect) -> None:
+        if packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
+            return  # the Will is published as for an ungraceful close
+        self._graceful = True  # [MQTT-3.14.4-3] the Will is discarded
+        self.will = None
+        expiry = packet.properties.session_expiry_interval if self.session.v5 else None
+        if expiry is not None:
+            if self.expiry_interval == 0 and expiry != 0:
+                return  # [MQTT-3.14.2-2] a protocol error; the session ends anyway
+            self.expiry_interval = expiry
+
+    async def take_over(self) -> None:
+        """Another connection took this client id: DISCONNECT 0x8E, no Will, and close."""
+        self._taken_over = True
+        self.will = None
+        if self.session.v5 and self.session.state is State.CONNECTED:
+            self.session.send(Disconnect(ReasonCode.SESSION_TAKEN_OVER))
+            self._flush_now()
+        await self.stream.close()
+        await self._closed.wait()
+
+    async def _protocol_failure(self, exc: MQTTError) -> None:
+        self.broker.count(
+            "malformed" if exc.reason_code == ReasonCode.MALFORMED_PACKET else "protocol_errors"
+        )
+        log.info(
+            "mqtt cid:%d %r: 0x%02X %s", self.cid, self.client_id, exc.reason_code, exc.message
+        )
+        session = self.session
+        if session.state is State.CONNECTED and session.v5:
+            session.send(Disconnect(exc.reason_code))  # [MQTT-4.13.1-1]
+        elif session.state is not State.CONNECTED:
+            code = exc.reason_code
+            if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
+                level = session.decoder.version
+                session.send(Connack(code if level == 5 else connack_return_code(code)))
+            elif session.v5 and session.state is State.CONNECTING:
+                session.send(Connack(code))
+        self._flush_now()
+
+    async def _end(self) -> None:
+        """Release subscriptions, publish or schedule the Will, keep or end the session."""
+        self.session.close()
+        self._flush_now()
+        await self.stream.close()
+        broker = self.broker
+        try:
+            if self.client_id and broker.live.get(self.client_id) is self:
+                del broker.live[self.client_id]
+                await self.subs.release()
+                if not self._graceful and self.will is not None:
+                    self._schedule_will(self.will)
+                await self._keep_or_end_session()
+        except StoreError as exc:
+            log.warning("mqtt cid:%d: cleaning up the session failed: %s", self.cid, exc)
+        finally:
+            self._closed.set()
+
+    async def _keep_or_end_session(self) -> None:
+        broker = self.broker
+        if self.expiry_interval == 0:
+            broker.fire_will_now(self.client_id)
+            await broker.store.delete_session(self.client_id)
+            await broker.store.drop_qos2(self.client_hash)
+            return
+        if self.record is not None:
+            self.record = await broker.store.save_session(
+                SessionRecord(
+                    client_id=self.client_id,
+                    expiry_interval=self.expiry_interval,
+                    subscriptions=self.subs.records(),
+                    pending_pubrel=tuple(self.session.outbound.pending_pubrel()),
+                    disconnected_at=time.time(),
+                    revision=self.record.revision,
+                )
+            )
+        broker.schedule_expiry(self.client_id, self.expiry_interval)
+
+    def _schedule_will(self, will: Will) -> None:
+        delay = float(will.properties.will_delay_interval or 0) if self.session.v5 else 0.0
+        identity = self.identity
+
+        def publish() -> None:
+            subject = topic_to_subject(will.topic)
+            if not identity.permissions.may_publish(subject):
+                log.info("mqtt %r: Will refused by publish permissions", self.client_id)
+                return
+            props = will.properties if self.session.v5 else None
+            headers = publish_headers(will.qos, props, None)
+            if will.retain:
+                headers = dict(headers or {})
+                headers[RETAIN] = "1"
+            self.broker.spawn(
+                self._deliver_published(
+                    will.topic, subject, will.payload, will.qos, will.retain, headers
+                )
+            )
+
+        self.broker.schedule_will(self.client_id, delay, publish)
+
+    # -- keep-alive and output -----------------------------------------------------
+
+    async def _watch_keepalive(self) -> None:
+        limit = self._keep_alive
+        while True:
+            idle = time.monotonic() - self._last_read
+            if idle >= limit:
+                log.info("mqtt cid:%d %r: keep-alive timeout", self.cid, self.client_id)
+                self.broker.count("keepalive_timeouts")
+                if self.session.v5:
+                    self.session.send(Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT))
+                    self._flush_now()
+                await self.stream.close()
+                return
+            await asyncio.sleep(limit - idle)
+
+    def schedule_flush(self) -> None:
+        """Write queued packets once this event-loop turn is over (one write, many packets)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        data = self.session.data_to_send()
+        if data:
+            self.stream.write(data)
+
+
+def _expired(record: SessionRecord) -> bool:
+    if record.disconnected_at is None or record.expiry_interval >= NEVER_EXPIRES:
+        return False
+    return time.time() > record.disconnected_at + record.expiry_interval

@@ -1,0 +1,430 @@
+"""One client's MQTT subscriptions: what each is made of on the Bus and the log, and delivery.
+
+Every subscription has a core Bus subscription per NATS subject it maps to
+(two for ``a/#``: ``a.>`` and ``a``), delivering QoS 0 publications and plain
+NATS messages. A QoS 1/2 subscription also has a durable consumer per subject
+on the MQTT messages stream, pushing to one ``$MQTT.sub.<nuid>`` deliver
+subject; messages that were published at QoS >= 1 reach it only that way
+(the core copy is skipped, as the NATS server does). A shared subscription
+(``$share/group/filter``) subscribes in queue group ``group`` and uses one
+consumer per group, so MQTT members and NATS queue subscribers share the load.
+
+Outbound QoS 1/2 deliveries respect the client's Receive Maximum: what does
+not fit waits here, in order, and goes out as acknowledgements free the
+window (the NATS server instead drops and waits for ``ack_wait``). A
+redelivery from the log reuses the packet identifier of the copy still in
+flight and sets DUP. When the connection ends, everything unacknowledged is
+NAKed so that a reconnecting client gets it again at once, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from gateway.bus.api import BusError, Msg, Subscription
+from gateway.mqtt.errors import protocol_error
+from gateway.mqtt.filters import SHARE_PREFIX, parse_filter
+from gateway.mqtt.messages import ORIGIN, RETAIN, delivered_properties, published_qos
+from gateway.mqtt.packets import Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe
+from gateway.mqtt.properties import Properties
+from gateway.mqtt.reason_codes import ReasonCode
+from gateway.mqtt.store import DELIVER_PREFIX, MSGS_PREFIX, SessionRecord, SubscriptionRecord
+from gateway.mqtt.store.names import nuid, shared_deliver_subject
+from gateway.mqtt.topics import (
+    excludes_dollar_topics,
+    filter_to_subjects,
+    is_internal_subject,
+    subject_to_topic,
+)
+from streams.types import parse_ack
+
+if TYPE_CHECKING:
+    from gateway.mqtt.connection import MqttConnection
+
+log = logging.getLogger("jetgate.mqtt")
+
+MAX_SESSION_ACK_PENDING = 65535
+ACK = b"+ACK"
+NAK = b"-NAK"
+
+_Key = tuple[str, int]  # (consumer, stream sequence) of a durable delivery
+
+
+@dataclass(eq=False)
+class _Live:
+    """A subscription as it runs now."""
+
+    record: SubscriptionRecord
+    share: str | None
+    subjects: tuple[str, ...]
+    skips_dollar: bool
+    core: list[Subscription] = field(default_factory=list)
+    durable: list[Subscription] = field(default_factory=list)
+
+
+class Subscriptions:
+    """The subscriptions, outbound windows and deliveries of one MQTT connection."""
+
+    def __init__(self, connection: MqttConnection) -> None:
+        self.conn = connection
+        self._live: dict[str, _Live] = {}
+        self._waiting: deque[tuple[_Live, Msg, bool]] = deque()
+        self._pids: dict[_Key, int] = {}
+        self._replies: dict[_Key, str] = {}
+
+    @property
+    def has_no_local(self) -> bool:
+        """Whether any subscription asked not to receive this client's own messages."""
+        return any(live.record.no_local for live in self._live.values())
+
+    def records(self) -> dict[str, SubscriptionRecord]:
+        """The subscriptions as stored in the session record."""
+        return {key: live.record for key, live in self._live.items()}
+
+    def _budget(self, excluding: str | None = None) -> int:
+        per = self.conn.options.mqtt.max_ack_pending
+        return sum(
+            per * len(live.subjects)
+            for key, live in self._live.items()
+            if live.record.qos and key != excluding
+        )
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------
+
+    async def subscribe(self, packet: Subscribe) -> None:
+        conn = self.conn
+        session = conn.session
+        codes: list[int] = []
+        started: list[tuple[_Live, bool]] = []
+        sub_id = None
+        if session.v5 and packet.properties.subscription_identifiers:
+            sub_id = packet.properties.subscription_identifiers[0]
+        for option in packet.subscriptions:
+            code, live, is_new = await self._subscribe_one(
+                option.topic_filter,
+                option.qos,
+                option.no_local,
+                option.retain_as_published,
+                option.retain_handling,
+                sub_id,
+            )
+            codes.append(code)
+            if live is not None:
+                started.append((live, is_new))
+        await self._save()
+        session.send(Suback(packet.packet_id, codes))
+        for live, is_new in started:
+            handling = live.record.retain_handling
+            if live.share is None and (handling == 0 or (handling == 1 and is_new)):
+                await self._send_retained(live)
+        conn.schedule_flush()
+
+    async def _subscribe_one(
+        self,
+        topic_filter: str,
+        qos: int,
+        no_local: bool,
+        retain_as_published: bool,
+        retain_handling: int,
+        sub_id: int | None,
+    ) -> tuple[int, _Live | None, bool]:
+        conn = self.conn
+        mqtt = conn.options.mqtt
+        version = 5 if topic_filter.startswith(SHARE_PREFIX) else conn.session.version
+        share, inner = parse_filter(topic_filter, version)
+        if share is not None and no_local:
+            raise protocol_error("no-local on a shared subscription")  # [MQTT-3.8.3-4]
+        subjects = filter_to_subjects(inner)
+        refused = ReasonCode.NOT_AUTHORIZED if conn.session.v5 else ReasonCode.UNSPECIFIED_ERROR
+        if any(is_internal_subject(s) for s in subjects):
+            return refused, None, False
+        permissions = conn.identity.permissions
+        if not all(permissions.may_subscribe(s, share) for s in subjects):
+            log.info("mqtt cid:%d: Subscription Violation - %r", conn.cid, topic_filter)
+            return refused, None, False
+        limit = conn.options.max_subscriptions
+        if limit and topic_filter not in self._live and len(self._live) >= limit:
+            return ReasonCode.QUOTA_EXCEEDED, None, False
+        granted = min(qos, 1 if mqtt.downgrade_qos2_subscribe or mqtt.reject_qos2_publish else 2)
+        if granted:
+            cost = mqtt.max_ack_pending * len(subjects)
+            if self._budget(excluding=topic_filter) + cost > MAX_SESSION_ACK_PENDING:
+                return ReasonCode.QUOTA_EXCEEDED, None, False
+        record = SubscriptionRecord(
+            topic_filter, granted, no_local, retain_as_published, retain_handling, sub_id
+        )
+        old = self._live.get(topic_filter)
+        is_new = old is None
+        if old is not None and bool(old.record.qos) == bool(granted) and old.record.consumers:
+            # Same kind again: keep the consumers, take the new options ([MQTT-3.8.4-3]).
+            old.record = replace(
+                record, consumers=old.record.consumers, deliver_subject=old.record.deliver_subject
+            )
+            return granted, old, False
+        if old is not None:
+            await self._stop(old, delete_consumers=True)
+        live = _Live(record, share, subjects, excludes_dollar_topics(inner))
+        await self._start(live, create=True)
+        self._live[topic_filter] = live
+        return granted, live, is_new
+
+    async def unsubscribe(self, packet: Unsubscribe) -> None:
+        codes: list[int] = []
+        for topic_filter in packet.topic_filters:
+            live = self._live.pop(topic_filter, None)
+            if live is None:
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+                continue
+            await self._stop(live, delete_consumers=True)
+            codes.append(ReasonCode.SUCCESS)
+        await self._save()
+        self.conn.session.send(Unsuback(packet.packet_id, codes))
+        self.conn.schedule_flush()
+
+    async def restore(self, record: SessionRecord) -> None:
+        """Re-create a resumed session's subscriptions and resend its PUBRELs."""
+        for pid in record.pending_pubrel:
+            self.conn.session.outbound.restore_pubrel(pid)
+            self.conn.session.send(Pubrel(pid))  # [MQTT-4.4.0-1]
+        for key, sub in record.subscriptions.items():
+            share, inner = parse_filter(key, 5 if key.startswith(SHARE_PREFIX) else 4)
+            subjects = filter_to_subjects(inner)
+            live = _Live(sub, share, subjects, excludes_dollar_topics(inner))
+            await self._start(live, create=False)
+            self._live[key] = live
+        self.conn.schedule_flush()
+
+    async def release(self) -> None:
+        """The connection ended: drop Bus interest, and NAK what is unacknowledged."""
+        bus = self.conn.broker.bus
+        for live in self._live.values():
+            for sub in [*live.core, *live.durable]:
+                try:
+                    await sub.unsubscribe()
+                except BusError:
+                    continue
+            live.core.clear()
+            live.durable.clear()
+        for _, key in self.conn.session.outbound.unacknowledged():
+            reply = self._replies.get(key)
+            if reply:
+                bus.publish(reply, NAK)
+        for _, msg, _ in self._waiting:
+            if msg.reply:
+                bus.publish(msg.reply, NAK)
+        self._waiting.clear()
+        self._replies.clear()
+        self._pids.clear()
+
+    async def _save(self) -> None:
+        conn = self.conn
+        if conn.record is None:
+            return
+        conn.record = await conn.broker.store.save_session(
+            replace(conn.record, subscriptions=self.records())
+        )
+
+    async def _start(self, live: _Live, create: bool) -> None:
+        conn = self.conn
+        broker = conn.broker
+        record = live.record
+        share = live.share
+        if record.qos:
+            store = broker.store
+            consumers = list(record.consumers)
+            deliver = record.deliver_subject
+            if share is not None:
+                deliver = shared_deliver_subject(share, live.subjects[0])
+            elif deliver is None:
+                deliver = DELIVER_PREFIX + nuid()
+            existing = [name for name in consumers if await store.consumer_exists(name)]
+            if create or len(existing) != len(live.subjects):
+                for name in existing:
+                    if share is None:
+                        await store.delete_consumer(name)
+                consumers = [
+                    await store.create_consumer(
+                        conn.client_hash, subject, deliver, queue_group=share
+                    )
+                    for subject in live.subjects
+                ]
+            live.record = replace(record, consumers=tuple(consumers), deliver_subject=deliver)
+
+            def on_durable(msg: Msg) -> None:
+                self._on_durable(live, msg)
+
+            live.durable.append(await broker.bus.subscribe(deliver, on_durable, queue=share))
+
+        def on_core(msg: Msg) -> None:
+            self._on_core(live, msg)
+
+        for subject in live.subjects:
+            live.core.append(await broker.bus.subscribe(subject, on_core, queue=share))
+
+    async def _stop(self, live: _Live, delete_consumers: bool) -> None:
+        for sub in [*live.core, *live.durable]:
+            await sub.unsubscribe()
+        live.core.clear()
+        live.durable.clear()
+        if delete_consumers and live.share is None:
+            for name in live.record.consumers:
+                await self.conn.broker.store.delete_consumer(name)
+        self._waiting = deque(entry for entry in self._waiting if entry[0] is not live)
+
+    # -- delivery -----------------------------------------------------------------
+
+    def _topic_for(self, live: _Live, msg: Msg) -> str | None:
+        """The topic to deliver ``msg`` on for ``live``, or None when it must not go."""
+        topic = subject_to_topic(msg.subject)
+        if topic is None:
+            self.conn.broker.count("unmappable_subjects")
+            return None
+        if live.skips_dollar and topic[:1] == "$":
+            return None  # [MQTT-4.7.2-1]
+        record = live.record
+        headers = msg.headers
+        if record.no_local and headers and headers.get(ORIGIN) == self.conn.client_hash:
+            return None  # [MQTT-3.8.3-3]
+        if not self.conn.identity.permissions.may_deliver(msg.subject):
+            return None
+        return topic
+
+    def _on_core(self, live: _Live, msg: Msg) -> None:
+        if live.record.qos and published_qos(msg.headers):
+            return  # comes through the durable consumer
+        topic = self._topic_for(live, msg)
+        if topic is None:
+            return
+        conn = self.conn
+        if conn.stream.buffered() > conn.options.max_pending:
+            conn.broker.count("dropped_qos0_slow_consumer")
+            return
+        self._send(live, topic, msg, 0, 0, False, retained=False)
+
+    def _on_durable(self, live: _Live, msg: Msg) -> None:
+        if msg.subject.startswith(MSGS_PREFIX):
+            msg = Msg(msg.subject[len(MSGS_PREFIX) :], msg.payload, msg.reply, msg.headers)
+        topic = self._topic_for(live, msg)
+        bus = self.conn.broker.bus
+        if topic is None or not msg.reply:
+            if msg.reply:
+                bus.publish(msg.reply, ACK)
+            return
+        outbound = self.conn.session.outbound
+        if self._waiting or outbound.full:
+            self._waiting.append((live, msg, False))
+            return
+        self._send_durable(live, msg, topic)
+
+    def _send_durable(self, live: _Live, msg: Msg, topic: str) -> None:
+        info = parse_ack(msg.reply)
+        key = (info.consumer, info.stream_seq)
+        qos = min(live.record.qos, published_qos(msg.headers) or 1)
+        pid = self._pids.get(key)
+        if pid is None:
+            pid = self.conn.session.outbound.send(qos, key)
+            self._pids[key] = pid
+        self._replies[key] = msg.reply
+        if not self._send(live, topic, msg, qos, pid, info.num_delivered > 1, retained=False):
+            self._finish(key)
+            self.conn.broker.bus.publish(msg.reply, ACK)
+
+    def _send(
+        self, live: _Live, topic: str, msg: Msg, qos: int, pid: int, dup: bool, retained: bool
+    ) -> bool:
+        conn = self.conn
+        session = conn.session
+        record = live.record
+        properties: Properties | None = None
+        if session.v5:
+            properties, expired = delivered_properties(msg.headers)
+            if expired:
+                conn.broker.count("expired")
+                return False
+            if record.subscription_id is not None:
+                properties = properties or Properties()
+                properties.subscription_identifiers = (record.subscription_id,)
+            send_topic, alias = session.outbound_topic(topic)
+            if alias is not None:
+                properties = properties or Properties()
+                properties.topic_alias = alias
+        else:
+            send_topic = topic
+            if msg.headers and delivered_properties(msg.headers)[1]:
+                conn.broker.count("expired")
+                return False
+        retain = retained or (
+            record.retain_as_published and bool(msg.headers) and RETAIN in msg.headers  # type: ignore[operator]
+        )
+        packet = Publish(send_topic, msg.payload, qos, retain, dup, pid, properties)
+        sent = session.send(packet)
+        conn.schedule_flush()
+        return sent
+
+    async def _send_retained(self, live: _Live) -> None:
+        conn = self.conn
+        messages = await conn.broker.store.retained_matching(live.subjects)
+        for retained in messages:
+            msg = Msg(retained.subject, retained.payload, "", retained.headers or None)
+            topic = self._topic_for(live, msg)
+            if topic is None:
+                continue
+            qos = min(retained.qos, live.record.qos)
+            if qos and (self._waiting or conn.session.outbound.full):
+                self._waiting.append((live, msg, True))
+                continue
+            self._send_retained_one(live, msg, topic, qos)
+
+    def _send_retained_one(self, live: _Live, msg: Msg, topic: str, qos: int) -> None:
+        pid = self.conn.session.outbound.send(qos, None) if qos else 0
+        if not self._send(live, topic, msg, qos, pid, False, retained=True) and qos:
+            self.conn.session.outbound.puback(pid)
+
+    def _pump(self) -> None:
+        """Send what waited for the window, in order, while it has room."""
+        outbound = self.conn.session.outbound
+        while self._waiting and not outbound.full:
+            live, msg, retained = self._waiting.popleft()
+            topic = self._topic_for(live, msg)
+            if topic is None:
+                continue
+            if retained:
+                stored_qos = published_qos(msg.headers) or 1
+                self._send_retained_one(live, msg, topic, min(stored_qos, live.record.qos))
+            else:
+                self._send_durable(live, msg, topic)
+
+    # -- acknowledgements from the client ------------------------------------------
+
+    def on_puback(self, pid: int) -> None:
+        key = self.conn.session.outbound.puback(pid)
+        if key is not None:
+            reply = self._finish(key)
+            if reply:
+                self.conn.broker.bus.publish(reply, ACK)
+        self._pump()
+
+    async def on_pubrec(self, packet: Pubrec) -> None:
+        session = self.conn.session
+        key = session.outbound.pubrec(packet.packet_id)
+        if key is not None:
+            reply = self._finish(key)
+            if reply:
+                self.conn.broker.bus.publish(reply, ACK)
+        if packet.reason_code >= 0x80:
+            session.outbound.pubcomp(packet.packet_id)  # [MQTT-4.3.3-?] the exchange ends here
+            self._pump()
+            return
+        session.send(Pubrel(packet.packet_id))
+        self.conn.schedule_flush()
+
+    async def on_pubcomp(self, pid: int) -> None:
+        self.conn.session.outbound.pubcomp(pid)
+        self._pump()
+
+    def _finish(self, key: _Key) -> str | None:
+        self._pids.pop(key, None)
+        return self._replies.pop(key, None)
