@@ -27,6 +27,7 @@ from gateway.mqtt.packets import (
     Connect,
     Disconnect,
     Packet,
+    Pingreq,
     Puback,
     Pubcomp,
     Publish,
@@ -37,7 +38,7 @@ from gateway.mqtt.packets import (
     Will,
 )
 from gateway.mqtt.properties import Properties
-from gateway.mqtt.reason_codes import ReasonCode, connack_return_code
+from gateway.mqtt.reason_codes import ReasonCode
 from gateway.mqtt.session import MqttSession, Qos2Resent, State
 from gateway.mqtt.store import SessionRecord, StagedMessage, StoreError, hash8
 from gateway.mqtt.store.errors import SessionCollision
@@ -132,6 +133,8 @@ class MqttConnection:
             elif isinstance(packet, Connect):
                 await self._on_connect(packet)
                 await self._handle(self.session.resume())
+            elif isinstance(packet, Pingreq):
+                self.session.pong()
             elif isinstance(packet, Disconnect):
                 self._on_disconnect(packet)
                 raise ConnectionClosed
@@ -227,8 +230,7 @@ class MqttConnection:
             subscription_identifier_available=1,
             shared_subscription_available=1,
         )
-        if session.receive_maximum != 65535:
-            props.receive_maximum = session.receive_maximum
+        props.receive_maximum = session.receive_maximum
         if self.options.mqtt.reject_qos2_publish:
             props.maximum_qos = 1
         if assigned:
@@ -256,11 +258,7 @@ class MqttConnection:
     async def _refuse(self, code: int, reason: str) -> None:
         """CONNACK with a failure code, then close ([MQTT-3.2.2-5])."""
         self.broker.count("connect_refused")
-        session = self.session
-        if session.v5:
-            session.send(Connack(code))
-        else:
-            session.send(Connack(connack_return_code(code)))
+        self.session.send(Connack(code))  # the codec turns it into a 3.1.1 return code
         self._graceful = True  # no Will: the connection never got going
         log.info("mqtt cid:%d: CONNECT refused (0x%02X): %s", self.cid, code, reason)
         raise ConnectionClosed
@@ -378,10 +376,7 @@ class MqttConnection:
             session.send(Disconnect(exc.reason_code))  # [MQTT-4.13.1-1]
         elif session.state is not State.CONNECTED:
             code = exc.reason_code
-            if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
-                level = session.decoder.version
-                session.send(Connack(code if level == 5 else connack_return_code(code)))
-            elif session.v5 and session.state is State.CONNECTING:
+            if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION or (session.v5 and session.state is State.CONNECTING):
                 session.send(Connack(code))
         self._flush_now()
 

@@ -3,8 +3,8 @@
 ``MqttSession`` wraps the ``Decoder`` with the connection-level rules the
 codec cannot know: the first packet is CONNECT and a second one is a protocol
 error ([MQTT-3.1.0-2]); inbound topic aliases ([MQTT-3.3.2-7..12]); our
-Receive Maximum ([MQTT-3.3.4-7], 0x93); PINGREQ answered with PINGRESP
-([MQTT-3.12.4-1]); outbound packets encoded for the connection's version and
+Receive Maximum ([MQTT-3.3.4-7], 0x93); PINGRESP (``pong``, [MQTT-3.12.4-1]);
+outbound packets encoded for the connection's version and
 kept within the client's Maximum Packet Size ([MQTT-3.1.2-24]); outbound topic
 aliases within the client's Topic Alias Maximum; and the outbound in-flight
 window (``Outbound``). Every violation raises ``MQTTError`` carrying the
@@ -28,7 +28,6 @@ from gateway.mqtt.inflight import Inbound, Outbound
 from gateway.mqtt.packets import (
     Connect,
     Packet,
-    Pingreq,
     Pingresp,
     Puback,
     Pubcomp,
@@ -38,7 +37,7 @@ from gateway.mqtt.packets import (
 )
 from gateway.mqtt.reason_codes import ReasonCode
 
-DEFAULT_RECEIVE_MAXIMUM = 65535
+DEFAULT_RECEIVE_MAXIMUM = 1024
 DEFAULT_TOPIC_ALIAS_MAXIMUM = 1024
 
 
@@ -101,8 +100,6 @@ class MqttSession:
             elif isinstance(packet, Pubrel):
                 self.inbound.pubrel(packet.packet_id)
                 out.append(packet)
-            elif isinstance(packet, Pingreq):
-                self._out.append(Pingresp().encode(self.version))
             elif isinstance(packet, Connect):
                 if self.state is not State.AWAITING_CONNECT:
                     raise protocol_error("a second CONNECT")  # [MQTT-3.1.0-2]
@@ -195,9 +192,9 @@ class MqttSession:
         self._aliases_out[topic] = alias
         return topic, alias
 
-    def queue_pubrel(self, packet_id: int) -> None:
-        """Send PUBREL for an outbound QoS 2 message the client has PUBRECed."""
-        self.send(Pubrel(packet_id))
+    def pong(self) -> None:
+        """Answer a PINGREQ ([MQTT-3.12.4-1]), in order with the other answers."""
+        self._out.append(Pingresp().encode(self.version))
 
     @property
     def has_output(self) -> bool:
