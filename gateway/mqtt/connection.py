@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from gateway.auth.users import ANONYMOUS, AuthenticationFailed, Credentials, Identity
 from gateway.bus.api import BusError
@@ -288,11 +289,38 @@ class MqttConnection:
             await self.broker.store.stage_qos2(self.client_hash, packet.packet_id, staged)
             self.session.send(Pubrec(packet.packet_id))
             return
+        if qos == 1 and not packet.retain:
+            self._publish_pipelined(
+                packet.topic, subject, packet.payload, packet.packet_id, headers
+            )
+            return
         await self._deliver_published(
             packet.topic, subject, packet.payload, qos, packet.retain, headers
         )
         if qos == 1:
             self.session.send(Puback(packet.packet_id))
+
+    def _publish_pipelined(
+        self, topic: str, subject: str, payload: bytes, pid: int, headers: Mapping[str, str] | None
+    ) -> None:
+        """QoS 1 without waiting: PUBACK once the log has stored it, in publish order."""
+        broker = self.broker
+        try:
+            broker.bus.publish(subject, payload, "", headers)
+        except BusError as exc:
+            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+        stored = broker.store.store_message(subject, payload, headers or {})
+
+        def acknowledge(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                # Not stored: no PUBACK, and the client is closed (it will resend).
+                broker.count("store_failures")
+                broker.spawn(self.stream.close())
+                return
+            self.session.send(Puback(pid))
+            self.schedule_flush()
+
+        asyncio.ensure_future(stored).add_done_callback(acknowledge)
 
     def _publish_refusal(self, packet: Publish, subject: str) -> int | None:
         """The reason code refusing a PUBLISH, or None when it may go."""
@@ -376,7 +404,9 @@ class MqttConnection:
             session.send(Disconnect(exc.reason_code))  # [MQTT-4.13.1-1]
         elif session.state is not State.CONNECTED:
             code = exc.reason_code
-            if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION or (session.v5 and session.state is State.CONNECTING):
+            if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION or (
+                session.v5 and session.state is State.CONNECTING
+            ):
                 session.send(Connack(code))
         self._flush_now()
 
