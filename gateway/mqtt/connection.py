@@ -22,7 +22,8 @@ from gateway.bus.api import BusError
 from gateway.listeners.stream import ByteStream
 from gateway.mqtt.broker import NEVER_EXPIRES, MqttBroker
 from gateway.mqtt.errors import MQTTError
-from gateway.mqtt.messages import PUB, RETAIN, publish_headers
+from gateway.mqtt.fastpath import cached_topic_to_subject
+from gateway.mqtt.messages import ORIGIN, PUB, RETAIN, publish_headers
 from gateway.mqtt.packets import (
     Connack,
     Connect,
@@ -116,7 +117,10 @@ class MqttConnection:
     async def _handle(self, packets: list[Packet | Qos2Resent]) -> None:
         for packet in packets:
             if isinstance(packet, Publish):
-                await self._on_publish(packet)
+                if packet.qos == 0 and not packet.retain and not packet.properties.__dict__:
+                    self._publish_bare_qos0(packet)
+                else:
+                    await self._on_publish(packet)
             elif isinstance(packet, Puback):
                 self.subs.on_puback(packet.packet_id)
             elif isinstance(packet, Qos2Resent):
@@ -268,7 +272,7 @@ class MqttConnection:
 
     async def _on_publish(self, packet: Publish) -> None:
         qos = packet.qos
-        subject = topic_to_subject(packet.topic)
+        subject = cached_topic_to_subject(packet.topic)
         refused = self._publish_refusal(packet, subject)
         if refused is not None:
             self.broker.count("publish_refused")
@@ -321,6 +325,18 @@ class MqttConnection:
             self.schedule_flush()
 
         asyncio.ensure_future(stored).add_done_callback(acknowledge)
+
+    def _publish_bare_qos0(self, packet: Publish) -> None:
+        """The hot path: QoS 0, no RETAIN, no properties; nothing to await."""
+        subject = cached_topic_to_subject(packet.topic)
+        if is_internal_subject(subject) or not self.identity.permissions.may_publish(subject):
+            self.broker.count("publish_refused")
+            return
+        headers = {ORIGIN: self.client_hash} if self.subs.has_no_local else None
+        try:
+            self.broker.bus.publish(subject, packet.payload, "", headers)
+        except BusError as exc:
+            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
 
     def _publish_refusal(self, packet: Publish, subject: str) -> int | None:
         """The reason code refusing a PUBLISH, or None when it may go."""

@@ -176,6 +176,14 @@ class MqttSession:
         self._out.append(data)
         return True
 
+    def send_raw(self, data: bytes) -> bool:
+        """Queue an already encoded PUBLISH; False when over the client's maximum size."""
+        limit = self.client_max_packet_size
+        if limit and len(data) > limit:
+            return False
+        self._out.append(data)
+        return True
+
     def outbound_topic(self, topic: str) -> tuple[str, int | None]:
         """The topic and alias to send a PUBLISH with (5.0 Topic Alias, client's maximum)."""
         maximum = self.client_topic_alias_maximum

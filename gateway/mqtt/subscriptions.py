@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from gateway.bus.api import BusError, Msg, Subscription
 from gateway.mqtt.errors import protocol_error
+from gateway.mqtt.fastpath import cached_subject_to_topic, encode_qos0
 from gateway.mqtt.filters import SHARE_PREFIX, parse_filter
 from gateway.mqtt.messages import ORIGIN, RETAIN, delivered_properties, published_qos
 from gateway.mqtt.packets import Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe
@@ -37,7 +38,6 @@ from gateway.mqtt.topics import (
     excludes_dollar_topics,
     filter_to_subjects,
     is_internal_subject,
-    subject_to_topic,
 )
 from streams.types import parse_ack
 
@@ -74,11 +74,11 @@ class Subscriptions:
         self._waiting: deque[tuple[_Live, Msg, bool]] = deque()
         self._pids: dict[_Key, int] = {}
         self._replies: dict[_Key, str] = {}
-
-    @property
-    def has_no_local(self) -> bool:
+        self.has_no_local = False
         """Whether any subscription asked not to receive this client's own messages."""
-        return any(live.record.no_local for live in self._live.values())
+
+    def _changed(self) -> None:
+        self.has_no_local = any(live.record.no_local for live in self._live.values())
 
     def records(self) -> dict[str, SubscriptionRecord]:
         """The subscriptions as stored in the session record."""
@@ -195,6 +195,7 @@ class Subscriptions:
             live = _Live(sub, share, subjects, excludes_dollar_topics(inner))
             await self._start(live, create=False)
             self._live[key] = live
+        self._changed()
         self.conn.schedule_flush()
 
     async def release(self) -> None:
@@ -220,6 +221,7 @@ class Subscriptions:
         self._pids.clear()
 
     async def _save(self) -> None:
+        self._changed()
         conn = self.conn
         if conn.record is None:
             return
@@ -278,7 +280,7 @@ class Subscriptions:
 
     def _topic_for(self, live: _Live, msg: Msg) -> str | None:
         """The topic to deliver ``msg`` on for ``live``, or None when it must not go."""
-        topic = subject_to_topic(msg.subject)
+        topic = cached_subject_to_topic(msg.subject)
         if topic is None:
             self.conn.broker.count("unmappable_subjects")
             return None
@@ -301,6 +303,16 @@ class Subscriptions:
         conn = self.conn
         if conn.stream.buffered() > conn.options.max_pending:
             conn.broker.count("dropped_qos0_slow_consumer")
+            return
+        session = conn.session
+        if (
+            msg.headers is None
+            and live.record.subscription_id is None
+            and not session.client_topic_alias_maximum
+        ):
+            # The bulk of traffic: a bare QoS 0 message, encoded without packet objects.
+            if session.send_raw(encode_qos0(topic, msg.payload, session.v5)):
+                conn.schedule_flush()
             return
         self._send(live, topic, msg, 0, 0, False, retained=False)
 

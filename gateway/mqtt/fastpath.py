@@ -1,0 +1,47 @@
+"""Encoding and mapping for the hot path: bare QoS 0 PUBLISHes and repeated topics.
+
+Most traffic is QoS 0 messages without properties on a small set of topics.
+These helpers build such a PUBLISH straight from bytes, with the topic's
+length-prefixed form cached, and cache the topic <-> subject mapping, so the
+per-message cost is a few dictionary look-ups and one join.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from gateway.mqtt.topics import subject_to_topic, topic_to_subject
+
+_CACHE = 16384
+
+
+@lru_cache(maxsize=_CACHE)
+def _topic_field(topic: str) -> bytes:
+    raw = topic.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
+    """A QoS 0 PUBLISH without properties, RETAIN and DUP clear ([MQTT-3.3.1])."""
+    field = _topic_field(topic)
+    length = len(field) + len(payload) + (1 if v5 else 0)
+    head = bytes((0x30, length)) if length < 128 else b"\x30" + _varint(length)
+    if v5:
+        return b"".join((head, field, b"\x00", payload))
+    return b"".join((head, field, payload))
+
+
+cached_topic_to_subject = lru_cache(maxsize=_CACHE)(topic_to_subject)
+cached_subject_to_topic = lru_cache(maxsize=_CACHE)(subject_to_topic)
