@@ -584,10 +584,8 @@ class MqttStore:
         hdrs = encode_retained(topic, qos, headers, self._origin, delete=delete)
         with _log_errors(f"storing the retained message of {topic!r}"):
             ack = await self._log.publish(RETAINED_PREFIX + subject, payload, hdrs)
-        message = None
-        if not delete:
-            message = RetainedMessage(topic, subject, payload, qos, dict(headers), time.time())
-        self._index.apply(ack.seq, subject, message)
+        # The same decoding as the loader's, so both sides index the same message.
+        self._index.apply(ack.seq, subject, decode_retained(subject, payload, hdrs, time.time()))
 
     async def retained_matching(self, subject_filters: Sequence[str]) -> list[RetainedMessage]:
         """Retained messages whose subject matches any filter, each once, in subject order.
