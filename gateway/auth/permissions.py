@@ -62,16 +62,22 @@ class _Entry:
 class SubjectRules:
     """One direction's compiled allow and deny lists."""
 
-    __slots__ = ("_allow", "_cache", "_deny")
+    __slots__ = ("_allow", "_cache", "_deny", "has_deny", "restricted")
 
     def __init__(self, rules: SubjectPermission | None) -> None:
         allow = None if rules is None else rules.allow
         self._allow = None if allow is None else tuple(_Entry.parse(s) for s in allow)
         self._deny = () if rules is None else tuple(_Entry.parse(s) for s in rules.deny)
         self._cache: OrderedDict[str, bool] = OrderedDict()
+        self.has_deny = bool(self._deny)
+        """Whether there is any deny entry (delivery filtering is needed)."""
+        self.restricted = self._allow is not None or self.has_deny
+        """Whether any rule exists at all."""
 
     def may_publish(self, subject: str) -> bool:
         """Whether the literal ``subject`` may be published to."""
+        if not self.restricted:
+            return True
         cached = self._cache.get(subject)
         if cached is not None:
             return cached
@@ -98,16 +104,6 @@ class SubjectRules:
     def is_denied(self, subject: str) -> bool:
         """Whether the literal ``subject`` matches a deny entry (any queue)."""
         return any(e.queue is None and subject_matches(e.subject, subject) for e in self._deny)
-
-    @property
-    def has_deny(self) -> bool:
-        """Whether there is any deny entry (delivery filtering is needed)."""
-        return bool(self._deny)
-
-    @property
-    def restricted(self) -> bool:
-        """Whether any rule exists at all."""
-        return self._allow is not None or bool(self._deny)
 
 
 class Permissions:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -58,8 +59,9 @@ class MqttBroker:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Create or open the MQTT streams and end the sessions that expired while down."""
+        """Create or open the MQTT streams; end the sessions that expired while down."""
         await self.store.start()
+        await self._adopt_orphans()
         await self.sweep()
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
@@ -146,6 +148,18 @@ class MqttBroker:
         if handle is not None:
             handle.cancel()
 
+    async def _adopt_orphans(self) -> None:
+        """Sessions left "connected" by a crash count as disconnected from now on."""
+        now = time.time()
+        for record in await self.store.sessions():
+            if record.disconnected_at is None and record.client_id not in self.live:
+                try:
+                    await self.store.save_session(replace(record, disconnected_at=now))
+                except StoreError as exc:
+                    log.warning("cannot adopt MQTT session %r: %s", record.client_id, exc)
+                    continue
+                self.schedule_expiry(record.client_id, record.expiry_interval)
+
     async def sweep(self) -> None:
         """End offline sessions whose expiry passed (also those of a previous run)."""
         try:
@@ -155,7 +169,11 @@ class MqttBroker:
             return
         for record in expired:
             if record.client_id not in self.live:
-                await self.store.delete_session(record.client_id)
+                try:
+                    # The revision keeps a session just resumed elsewhere alive.
+                    await self.store.delete_session(record.client_id, revision=record.revision)
+                except StoreError:
+                    continue
                 self.count("sessions_expired")
 
     async def _sweep_forever(self) -> None:
