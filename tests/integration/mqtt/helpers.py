@@ -439,6 +439,7 @@ class PahoClient:
             result, mid = self.client.subscribe(topic, qos)
         assert result == paho.MQTT_ERR_SUCCESS
         fut = self.loop.create_future()
+        assert mid is not None
         self._subacks[mid] = fut
         return await asyncio.wait_for(fut, TIMEOUT)
 
@@ -482,7 +483,7 @@ class PahoClient:
 
 def publish_properties(**values: Any) -> PahoProperties:
     """paho PUBLISH properties from keyword arguments (paho's CamelCase names)."""
-    props = PahoProperties(PacketTypes.PUBLISH)
+    props = PahoProperties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     for name, value in values.items():
         setattr(props, name, value)
     return props

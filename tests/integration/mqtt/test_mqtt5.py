@@ -4,6 +4,7 @@ no-local, property pass-through, maximum packet size, reason strings, enhanced a
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gateway.mqtt.packets import (
     Auth,
@@ -211,15 +212,17 @@ async def test_mqtt5_request_response_with_paho(gateway: Gateway, paho_client: P
         properties=publish_properties(ResponseTopic="svc/reply/requester", CorrelationData=b"c1"),
     )
     request = await responder.next_message()
-    assert request.properties.ResponseTopic == "svc/reply/requester"
+    req_props: Any = request.properties
+    assert req_props.ResponseTopic == "svc/reply/requester"
     await responder.publish(
-        request.properties.ResponseTopic,
+        req_props.ResponseTopic,
         b"pong",
         qos=1,
-        properties=publish_properties(CorrelationData=request.properties.CorrelationData),
+        properties=publish_properties(CorrelationData=req_props.CorrelationData),
     )
     reply = await requester.next_message()
-    assert (reply.payload, reply.properties.CorrelationData) == (b"pong", b"c1")
+    reply_props: Any = reply.properties
+    assert (reply.payload, reply_props.CorrelationData) == (b"pong", b"c1")
 
 
 async def test_mqtt5_3_1_2_25_too_large_packets_for_client_are_discarded(

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -108,12 +108,12 @@ class JetgateProcess:
 
 
 @pytest.fixture
-async def jetgate(gateway_factory: GatewayFactory, tmp_path: Path) -> Iterator[JetgateProcess]:
+async def jetgate(gateway_factory: GatewayFactory, tmp_path: Path) -> AsyncIterator[JetgateProcess]:
     await gateway_factory()  # skips this test while the MQTT listener has not landed
     (tmp_path / "proc").mkdir()
     process = JetgateProcess(tmp_path / "proc")
     try:
-        yield process  # type: ignore[misc]
+        yield process
     finally:
         process.stop()
 
