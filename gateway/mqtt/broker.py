@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import replace
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.auth.users import UserTable

@@ -50,6 +50,13 @@ from gateway.mqtt.topics import is_internal_subject, topic_to_subject
 log = logging.getLogger("jetgate.mqtt")
 
 
+_REFUSALS: dict[int, str] = {
+    ReasonCode.TOPIC_NAME_INVALID: "the $MQTT namespace is internal",
+    ReasonCode.NOT_AUTHORIZED: "publish not permitted on this topic",
+    ReasonCode.PAYLOAD_FORMAT_INVALID: "payload is not UTF-8 as its format indicator says",
+}
+
+
 class ConnectionClosed(Exception):
     """The connection is over; unwinds the read loop."""
 
@@ -223,6 +230,13 @@ class MqttConnection:
         if present:
             await self.subs.restore(self.record)
 
+    def reason(self, text: str) -> Properties | None:
+        """A Reason String property for 5.0 clients that did not turn problem information off."""
+        session = self.session
+        if session.v5 and session.problem_information:
+            return Properties(reason_string=text)
+        return None
+
     def _connack_properties(self, assigned: bool) -> Properties | None:
         if not self.session.v5:
             return None
@@ -263,7 +277,8 @@ class MqttConnection:
     async def _refuse(self, code: int, reason: str) -> None:
         """CONNACK with a failure code, then close ([MQTT-3.2.2-5])."""
         self.broker.count("connect_refused")
-        self.session.send(Connack(code))  # the codec turns it into a 3.1.1 return code
+        # The codec turns the code into a 3.1.1 return code for older clients.
+        self.session.send(Connack(code, False, self.reason(reason)))
         self._graceful = True  # no Will: the connection never got going
         log.info("mqtt cid:%d: CONNECT refused (0x%02X): %s", self.cid, code, reason)
         raise ConnectionClosed
@@ -276,10 +291,11 @@ class MqttConnection:
         refused = self._publish_refusal(packet, subject)
         if refused is not None:
             self.broker.count("publish_refused")
+            why = self.reason(_REFUSALS.get(refused, "refused"))
             if qos == 1:
-                self.session.send(Puback(packet.packet_id, refused))
+                self.session.send(Puback(packet.packet_id, refused, why))
             elif qos == 2:
-                self.session.send(Pubrec(packet.packet_id, refused))
+                self.session.send(Pubrec(packet.packet_id, refused, why))
             return
         origin = self.client_hash if self.subs.has_no_local else None
         headers = publish_headers(qos, packet.properties if self.session.v5 else None, origin)
@@ -417,7 +433,7 @@ class MqttConnection:
         )
         session = self.session
         if session.state is State.CONNECTED and session.v5:
-            session.send(Disconnect(exc.reason_code))  # [MQTT-4.13.1-1]
+            session.send(Disconnect(exc.reason_code, self.reason(exc.message)))  # [MQTT-4.13.1-1]
         elif session.state is not State.CONNECTED:
             code = exc.reason_code
             if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION or (

@@ -126,6 +126,11 @@ class Outbound(Generic[T]):
         self._end(pid)
         return True
 
+    def abandon(self, pid: int) -> None:
+        """Forget ``pid`` whatever its phase (its PUBLISH was never sent)."""
+        if pid in self._entries:
+            self._end(pid)
+
     def _end(self, pid: int) -> None:
         del self._entries[pid]
         self.ids.release(pid)

@@ -33,8 +33,16 @@ EXPIRES = "Nmqtt-Expires"
 ORIGIN = "Nmqtt-Origin"
 RETAIN = "Nmqtt-Retain"
 
-# Properties that belong to one hop and are never carried along.
-_HOP_PROPERTIES = ("topic_alias", "subscription_identifiers", "message_expiry_interval")
+# The PUBLISH properties carried from publisher to subscribers ([MQTT-3.3.2-13..20]);
+# the rest belong to one hop (topic alias, subscription identifiers), are carried
+# another way (message expiry) or are Will-only (will delay interval).
+_CARRIED = (
+    "payload_format_indicator",
+    "content_type",
+    "response_topic",
+    "correlation_data",
+    "user_properties",
+)
 
 
 def publish_headers(
@@ -58,9 +66,7 @@ def publish_headers(
 
 
 def _carried(properties: Properties) -> Properties:
-    values = {spec.name: value for spec, value in properties.items()}
-    for name in _HOP_PROPERTIES:
-        values.pop(name, None)
+    values = {spec.name: value for spec, value in properties.items() if spec.name in _CARRIED}
     return Properties(**values)
 
 

@@ -80,6 +80,10 @@ class MqttSession:
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: OrderedDict[str, int] = OrderedDict()
         self._out: list[bytes] = []
+        self.out_size = 0
+        """Bytes queued in ``data_to_send`` (counted against the slow-consumer limit)."""
+        self.problem_information = True
+        """5.0 Request Problem Information: whether reason strings may be sent."""
 
     @property
     def v5(self) -> bool:
@@ -124,6 +128,8 @@ class MqttSession:
                 self.client_max_packet_size = props.maximum_packet_size
             if props.topic_alias_maximum is not None:
                 self.client_topic_alias_maximum = props.topic_alias_maximum
+            if props.request_problem_information == 0:
+                self.problem_information = False
 
     def _inbound_publish(self, packet: Publish) -> Publish | Qos2Resent:
         if self.state is not State.CONNECTED:
@@ -167,13 +173,21 @@ class MqttSession:
             isinstance(packet, Pubrec) and packet.reason_code >= 0x80
         ):
             self._inbound_unacked = max(0, self._inbound_unacked - 1)
+            if isinstance(packet, Pubrec):
+                # [MQTT-4.3.3-9] a refused QoS 2 PUBLISH frees its identifier at once.
+                self.inbound.pubrel(packet.packet_id)
         data = packet.encode(self.version)
         limit = self.client_max_packet_size
         if limit and len(data) > limit:
             if isinstance(packet, Publish):
+                if packet.topic and packet.properties.topic_alias:
+                    self._aliases_out.pop(packet.topic, None)  # the client never learned it
                 return False  # [MQTT-3.1.2-25] discarded as if sent
             data = _shrink(packet, self.version, limit)
+            if len(data) > limit:
+                return False  # [MQTT-3.1.2-24] never larger than the client accepts
         self._out.append(data)
+        self.out_size += len(data)
         return True
 
     def send_raw(self, data: bytes) -> bool:
@@ -182,6 +196,7 @@ class MqttSession:
         if limit and len(data) > limit:
             return False
         self._out.append(data)
+        self.out_size += len(data)
         return True
 
     def outbound_topic(self, topic: str) -> tuple[str, int | None]:
@@ -215,6 +230,7 @@ class MqttSession:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        self.out_size = 0
         return data
 
 

@@ -76,6 +76,7 @@ class Subscriptions:
         self._replies: dict[_Key, str] = {}
         self.has_no_local = False
         """Whether any subscription asked not to receive this client's own messages."""
+        self._refusals: list[str] = []
 
     def _changed(self) -> None:
         self.has_no_local = any(live.record.no_local for live in self._live.values())
@@ -115,7 +116,9 @@ class Subscriptions:
             if live is not None:
                 started.append((live, is_new))
         await self._save()
-        session.send(Suback(packet.packet_id, codes))
+        reasons = "; ".join(self._refusals)
+        self._refusals.clear()
+        session.send(Suback(packet.packet_id, codes, conn.reason(reasons) if reasons else None))
         for live, is_new in started:
             handling = live.record.retain_handling
             if live.share is None and (handling == 0 or (handling == 1 and is_new)):
@@ -140,18 +143,32 @@ class Subscriptions:
         subjects = filter_to_subjects(inner)
         refused = ReasonCode.NOT_AUTHORIZED if conn.session.v5 else ReasonCode.UNSPECIFIED_ERROR
         if any(is_internal_subject(s) for s in subjects):
+            self._refusals.append(f"{topic_filter}: the $MQTT namespace is internal")
             return refused, None, False
         permissions = conn.identity.permissions
         if not all(permissions.may_subscribe(s, share) for s in subjects):
             log.info("mqtt cid:%d: Subscription Violation - %r", conn.cid, topic_filter)
+            self._refusals.append(f"{topic_filter}: not permitted")
             return refused, None, False
         limit = conn.options.max_subscriptions
         if limit and topic_filter not in self._live and len(self._live) >= limit:
+            self._refusals.append(f"{topic_filter}: too many subscriptions")
             return ReasonCode.QUOTA_EXCEEDED, None, False
         granted = min(qos, 1 if mqtt.downgrade_qos2_subscribe or mqtt.reject_qos2_publish else 2)
+        if granted and permissions.subscribe.is_denied(DELIVER_PREFIX + "x"):
+            # QoS 1/2 deliveries arrive on $MQTT.sub.*: allowed implicitly, but a deny stands.
+            log.info(
+                "mqtt cid:%d: QoS %d subscription %r refused: subscribe to $MQTT.sub.> is denied",
+                conn.cid,
+                granted,
+                topic_filter,
+            )
+            self._refusals.append(f"{topic_filter}: $MQTT.sub.> is denied for QoS 1/2")
+            return refused, None, False
         if granted:
             cost = mqtt.max_ack_pending * len(subjects)
             if self._budget(excluding=topic_filter) + cost > MAX_SESSION_ACK_PENDING:
+                self._refusals.append(f"{topic_filter}: max_ack_pending budget of the session")
                 return ReasonCode.QUOTA_EXCEEDED, None, False
         record = SubscriptionRecord(
             topic_filter, granted, no_local, retain_as_published, retain_handling, sub_id
@@ -301,10 +318,10 @@ class Subscriptions:
         if topic is None:
             return
         conn = self.conn
-        if conn.stream.buffered() > conn.options.max_pending:
+        session = conn.session
+        if conn.stream.buffered() + session.out_size > conn.options.max_pending:
             conn.broker.count("dropped_qos0_slow_consumer")
             return
-        session = conn.session
         if (
             msg.headers is None
             and live.record.subscription_id is None
@@ -393,7 +410,7 @@ class Subscriptions:
     def _send_retained_one(self, live: _Live, msg: Msg, topic: str, qos: int) -> None:
         pid = self.conn.session.outbound.send(qos, None) if qos else 0
         if not self._send(live, topic, msg, qos, pid, False, retained=True) and qos:
-            self.conn.session.outbound.puback(pid)
+            self.conn.session.outbound.abandon(pid)
 
     def _pump(self) -> None:
         """Send what waited for the window, in order, while it has room."""

@@ -39,6 +39,8 @@ class ProtocolError(Exception):
         self.wire_text = wire_text
         self.detail = detail
         self.fatal = fatal
+        self.parsed: list[ClientOp] = []
+        """Operations complete before the violation, in order (the server runs them first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,9 @@ class ClientParser:
                 op = self._control_line(line)
                 if op is not None:
                     ops.append(op)
+        except ProtocolError as exc:
+            exc.parsed = ops
+            raise
         finally:
             del buf[:pos]
         return ops

@@ -165,6 +165,7 @@ class NatsSession:
         self._waiting: deque[ClientOp] = deque()
         self._out: list[bytes] = []
         self._responses: ResponsePermits | None = None
+        self._failure: ProtocolError | None = None
         self.outstanding_pings = 0
 
     # -- input --------------------------------------------------------------
@@ -176,7 +177,13 @@ class NatsSession:
         try:
             self._waiting.extend(self._parser.feed(data))
         except ProtocolError as exc:
-            return self._fail(exc.wire_text, exc.detail)
+            # Operations before the violation run first, as in the NATS server.
+            self._waiting.extend(exc.parsed)
+            events = self._run()
+            if self.state is State.AUTHENTICATING:
+                self._failure = exc
+                return events
+            return events + self._fail(exc.wire_text, exc.detail)
         return self._run()
 
     def _run(self) -> list[Event]:
@@ -297,7 +304,12 @@ class NatsSession:
             return []
         self._open(identity)
         self._ok()
-        return self._run()
+        events = self._run()
+        failure = self._failure
+        if failure is not None:
+            self._failure = None
+            events += self._fail(failure.wire_text, failure.detail)
+        return events
 
     def _open(self, identity: Identity | None) -> None:
         self.identity = identity

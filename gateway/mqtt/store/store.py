@@ -273,7 +273,7 @@ class MqttStore:
         self._loader_name = info.name
         # Nothing pending and nothing delivered: the stream is empty. Otherwise the
         # delivery that reports num_pending == 0 sets the event.
-        if info.num_pending == 0 and info.delivered.stream_seq == 0:
+        if info.num_pending == 0:  # nothing to deliver (the stream may have only deletes)
             self._loaded.set()
 
     async def _check_loader(self) -> None:
@@ -555,7 +555,7 @@ class MqttStore:
                     ),
                 )
                 name = info.name
-                if info.num_pending == 0 and info.delivered.stream_seq == 0:
+                if info.num_pending == 0:  # nothing to deliver (the stream may have only deletes)
                     done.set()
                 try:
                     await asyncio.wait_for(done.wait(), self._load_timeout)

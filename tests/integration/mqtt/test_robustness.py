@@ -8,7 +8,7 @@ import pytest
 from gateway.mqtt.packets import Disconnect, Puback, Publish
 from gateway.mqtt.wire import encode_string, pack_u16
 from gateway.server import Gateway
-from tests.integration.mqtt.conftest import RawFactory, mqtt_port
+from tests.integration.mqtt.conftest import GatewayFactory, RawFactory, mqtt_port
 from tests.integration.mqtt.helpers import RawSession, TcpSession, payloads
 
 VERSIONS = pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
@@ -82,9 +82,10 @@ async def test_mqtt_4_13_1_1_many_bad_clients_do_not_disturb_a_good_pair(
 
 
 async def test_slow_consumer_qos0_is_dropped_not_buffered(
-    gateway: Gateway, raw: RawFactory
+    gateway_factory: GatewayFactory, raw: RawFactory
 ) -> None:
     """QoS 0 to a client whose socket is backed up is dropped: the gateway does not buffer it all."""
+    gateway = await gateway_factory("max_pending: 1048576\n")  # 1 MiB per client, not 64 MiB
     stalled = await TcpSession.open(mqtt_port(gateway), 4, rcvbuf=4096)
     try:
         assert (await stalled.connect("stalled")).reason_code == 0

@@ -298,11 +298,6 @@ def test_mqtt_4_3_3_10_qos2_publish_awaiting_pubrel_is_resent_not_redelivered(st
     assert session.inbound.awaiting_pubrel == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MqttSession.send(Pubrec >= 0x80) leaves the id awaiting PUBREL "
-    "(gateway/mqtt/session.py send), so a new PUBLISH reusing it comes back as Qos2Resent",
-)
 def test_mqtt_4_3_3_9_after_a_failed_pubrec_the_same_id_is_a_new_message() -> None:
     session = open_session(5)
     session.receive_data(pub("t", 2, 7).encode(5))
@@ -387,11 +382,6 @@ def test_no_limit_on_3_1_1_connections() -> None:
     assert len(session.data_to_send()) > 100_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MqttSession.send queues a non-PUBLISH packet still over the client's Maximum "
-    "Packet Size after dropping reason string and user properties (gateway/mqtt/session.py send)",
-)
 def test_mqtt_3_1_2_24_nothing_larger_than_the_client_maximum_is_sent() -> None:
     session = open_session(5, client_maximum_packet_size=8)
     session.send(Suback(1, [0, 1, 2, 0, 1, 2]))  # 11 bytes, nothing to drop
@@ -445,12 +435,6 @@ def test_mqtt_3_3_2_11_client_resolves_every_outbound_alias(
     assert resolved == topics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: outbound_topic registers the alias before send(); when send() drops the "
-    "PUBLISH for size, the client never learns the mapping but the alias is used bare next "
-    "(gateway/mqtt/session.py outbound_topic/send)",
-)
 def test_mqtt_3_3_2_11_an_alias_whose_publish_was_dropped_is_not_used_bare() -> None:
     session = open_session(5, client_topic_alias_maximum=4, client_maximum_packet_size=64)
     topic, alias = session.outbound_topic("a/b")

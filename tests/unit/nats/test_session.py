@@ -304,12 +304,6 @@ def test_parser_errors_close_the_connection(step: int) -> None:
     assert session.data_to_send() == err("Maximum Payload Violation")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NatsSession.receive_data loses the operations parsed before a protocol error "
-    "in the same chunk (gateway/nats/session.py receive_data; ClientParser.feed raises and "
-    "drops its parsed list), so fed whole the PUB is lost while bytewise it is published",
-)
 def test_operations_before_a_protocol_error_still_run() -> None:
     data = b"PUB a 2\r\nhi\r\nBOGUS\r\n"
     whole = wire(session := opened(), feed(session, data, WHOLE))
