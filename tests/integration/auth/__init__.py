@@ -1,0 +1,1 @@
+"""Integration tests of authentication and authorization across every listener."""
