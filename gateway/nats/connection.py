@@ -81,6 +81,9 @@ class NatsConnection:
         )
         self._subs: dict[str, Subscription] = {}
         self._closing = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flush_scheduled = False
 
     def info(self) -> dict[str, Any]:
         """The INFO sent on connect."""
@@ -131,10 +134,16 @@ class NatsConnection:
         """Carry out ``events``; True when any message was published."""
         published = False
         queue: deque[Event] = deque(events)
+        bus = self.bus
         while queue:
             event = queue.popleft()
             if isinstance(event, Publish):
-                self._publish(event)
+                try:
+                    bus.publish(event.subject, event.payload, event.reply, event.headers)
+                    if event.check_responders and not bus.has_interest(event.subject):
+                        bus.publish(event.reply, b"", "", NO_RESPONDERS)
+                except BusError as exc:
+                    log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
                 published = True
             elif isinstance(event, Send):
                 self.stream.write(event.data)
@@ -160,14 +169,6 @@ class NatsConnection:
             return self.session.reject(exc.reason)
         log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
         return self.session.accept(identity)
-
-    def _publish(self, event: Publish) -> None:
-        try:
-            self.bus.publish(event.subject, event.payload, event.reply, event.headers)
-            if event.check_responders and not self.bus.has_interest(event.subject):
-                self.bus.publish(event.reply, b"", "", NO_RESPONDERS)
-        except BusError as exc:
-            log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
 
     async def _subscribe(self, event: Subscribe) -> None:
         sid = event.sid
@@ -196,18 +197,34 @@ class NatsConnection:
         data = self.session.deliver(sid, msg)
         if data is None:
             return
-        stream = self.stream
-        stream.write(data)
+        # Many deliveries arrive in one event-loop turn: write them once, after it.
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_pending)
         sub = self._subs.get(sid)
         if sub is not None and sub.closed:
             del self._subs[sid]
             self.session.subscription_ended(sid)
-        if stream.buffered() > self.options.max_pending and not self._closing:
-            log.warning("cid:%d: slow consumer: %d bytes pending", self.cid, stream.buffered())
+        if (
+            self._pending_size + self.stream.buffered() > self.options.max_pending
+            and not self._closing
+        ):
+            log.warning("cid:%d: slow consumer: %d bytes pending", self.cid, self._pending_size)
             self._closing = True
             asyncio.get_running_loop().create_task(self._close())
 
+    def _write_pending(self) -> None:
+        self._flush_scheduled = False
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self.stream.write(data)
+
     def _flush(self) -> None:
+        self._write_pending()  # deliveries queued so far go first
         data = self.session.data_to_send()
         if data:
             self.stream.write(data)

@@ -50,7 +50,7 @@ class Connect:
     options: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pub:
     """PUB or HPUB: ``headers`` is the raw header block (``NATS/1.0 ...``) for HPUB, else None."""
 
@@ -60,7 +60,7 @@ class Pub:
     headers: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sub:
     """SUB subject [queue] sid."""
 
@@ -170,6 +170,12 @@ class ClientParser:
 
     def _control_line(self, line: bytes) -> ClientOp | None:
         """One control line; PUB/HPUB set ``_pending`` and return None until the payload."""
+        if line[:4] == b"PUB ":
+            # The bulk of traffic, with single spaces as every client writes them.
+            args = line[4:].split(b" ")
+            if b"" not in args:
+                self._start_pub(args, with_headers=False)
+                return None
         parts = line.split()
         if not parts:
             raise ProtocolError(ERR_UNKNOWN_OPERATION, "empty control line")

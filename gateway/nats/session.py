@@ -73,7 +73,7 @@ class Authenticate:
     version: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     """Publish on the Bus (subject, permissions and size already checked)."""
 
@@ -84,7 +84,7 @@ class Publish:
     check_responders: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Subscribe:
     """Subscribe on the Bus for ``sid``; deliveries go through ``deliver(sid, msg)``."""
 
@@ -93,7 +93,7 @@ class Subscribe:
     queue: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unsubscribe:
     """End ``sid`` now (``max_msgs`` None) or after ``max_msgs`` deliveries in total."""
 
@@ -108,7 +108,7 @@ class Close:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Protocol answers to write before the events that follow (keeps the wire order)."""
 
