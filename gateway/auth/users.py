@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import bcrypt
 
+from gateway.auth.limiter import FailureLimiter
 from gateway.auth.nkeys import NKeyError, Role, decode_signature, verify
 from gateway.auth.permissions import Permissions
 from gateway.options.model import ConnectionType, Options, SimpleAuth, User
@@ -100,6 +101,7 @@ class UserTable:
         self._mqtt_no_auth = options.mqtt.no_auth_user
         self._ws_no_auth = options.websocket.no_auth_user
         self._bcrypt_ok: dict[tuple[str, bytes], None] = {}
+        self.limiter = FailureLimiter()
         self._top_required = bool(
             self._by_name or self._by_nkey or top.user or top.token or options.operator_mode
         )
@@ -129,9 +131,32 @@ class UserTable:
     # -- authentication ----------------------------------------------------
 
     async def authenticate(
-        self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None = None
+        self,
+        kind: ConnectionType,
+        credentials: Credentials,
+        nonce: bytes | None = None,
+        address: str | None = None,
     ) -> Identity:
-        """The identity for ``credentials`` on a connection of ``kind``; bcrypt off the loop."""
+        """The identity for ``credentials`` on a connection of ``kind``; bcrypt off the loop.
+
+        With ``address``, failures are counted per address and an address with
+        too many recent failures is refused without a check (``limiter``).
+        """
+        if address is not None and self.limiter.blocked(address):
+            raise AuthenticationFailed(f"too many authentication failures from {address}")
+        try:
+            identity = await self._authenticate(kind, credentials, nonce)
+        except AuthenticationFailed:
+            if address is not None:
+                self.limiter.failed(address)
+            raise
+        if address is not None:
+            self.limiter.succeeded(address)
+        return identity
+
+    async def _authenticate(
+        self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None
+    ) -> Identity:
         user = self._find_password_user(kind, credentials)
         if user is not None and user.password_is_bcrypt:
             assert user.password is not None

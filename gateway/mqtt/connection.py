@@ -265,7 +265,10 @@ class MqttConnection:
                 await self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "password not UTF-8")
         credentials = Credentials(username=packet.username, password=password, token=password)
         try:
-            return await self.broker.users.authenticate(self.stream.info.kind, credentials)
+            info = self.stream.info
+            return await self.broker.users.authenticate(
+                info.kind, credentials, address=info.peer_host
+            )
         except AuthenticationFailed as exc:
             log.warning("mqtt cid:%d: authentication error - %s", self.cid, exc.reason)
             code = ReasonCode.NOT_AUTHORIZED

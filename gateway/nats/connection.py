@@ -162,7 +162,7 @@ class NatsConnection:
     async def _authenticate(self, event: Authenticate) -> list[Event]:
         try:
             identity = await self.users.authenticate(
-                self.stream.info.kind, event.credentials, self._nonce
+                self.stream.info.kind, event.credentials, self._nonce, self.stream.info.peer_host
             )
         except AuthenticationFailed as exc:
             log.warning("cid:%d: authentication error - %s", self.cid, exc.reason)

@@ -34,11 +34,6 @@ async def test_refused_mqtt_connects_are_counted(start_gateway: StartGateway) ->
     assert gateway.broker.counters["connect_refused"] - before == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not implemented yet: no auth-failure limiter in gateway/auth/ "
-    "(per-address rate limiting of authentication failures is being added)",
-)
 async def test_repeated_failures_from_one_address_are_refused_at_once(
     start_gateway: StartGateway,
 ) -> None:
