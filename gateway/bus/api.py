@@ -80,7 +80,7 @@ class Msg:
     ``reply`` is "" when there is none; ``headers`` is None when there are none.
     """
 
-    __slots__ = ("headers", "payload", "reply", "subject")
+    __slots__ = ("headers", "origin", "payload", "reply", "subject")
 
     def __init__(
         self,
@@ -88,11 +88,14 @@ class Msg:
         payload: bytes = b"",
         reply: str = "",
         headers: Headers | None = None,
+        origin: object | None = None,
     ) -> None:
         self.subject = subject
         self.payload = payload
         self.reply = reply
         self.headers = headers
+        self.origin = origin
+        """The publishing connection, where the bus knows it (for NATS ``echo: false``)."""
 
     def __repr__(self) -> str:
         return (
@@ -176,9 +179,12 @@ class Bus(ABC):
         payload: bytes = b"",
         reply: str = "",
         headers: Headers | None = None,
+        origin: object | None = None,
     ) -> None:
         """Send a message to ``subject`` (literal, no wildcards).
 
+        ``origin`` identifies the publisher to subscribers in the same process
+        (``Msg.origin``); a bus that cannot carry it delivers None.
         Raises InvalidSubject for a bad subject and BusClosed after close.
         Delivery is asynchronous and in publish order per publisher.
         """

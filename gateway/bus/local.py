@@ -190,8 +190,9 @@ class LocalBus(Bus):
         payload: bytes = b"",
         reply: str = "",
         headers: Headers | None = None,
+        origin: object | None = None,
     ) -> None:
-        self.deliver(subject, Msg(subject, payload, reply, headers))
+        self.deliver(subject, Msg(subject, payload, reply, headers, origin))
 
     def deliver(self, route_subject: str, msg: Msg) -> None:
         """Route ``msg`` by ``route_subject`` (which may differ from ``msg.subject``).

@@ -139,7 +139,7 @@ class NatsConnection:
             event = queue.popleft()
             if isinstance(event, Publish):
                 try:
-                    bus.publish(event.subject, event.payload, event.reply, event.headers)
+                    bus.publish(event.subject, event.payload, event.reply, event.headers, self)
                     if event.check_responders and not bus.has_interest(event.subject):
                         bus.publish(event.reply, b"", "", NO_RESPONDERS)
                 except BusError as exc:
@@ -194,6 +194,8 @@ class NatsConnection:
             sub.auto_unsubscribe(event.max_msgs)
 
     def _deliver(self, sid: str, msg: Msg) -> None:
+        if msg.origin is self and not self.session.echo:
+            return  # CONNECT echo: false
         data = self.session.deliver(sid, msg)
         if data is None:
             return

@@ -191,6 +191,7 @@ class NatsBus(Bus):
         payload: bytes = b"",
         reply: str = "",
         headers: Headers | None = None,
+        origin: object | None = None,
     ) -> None:
         if self._closed:
             raise BusClosed("bus closed")

@@ -288,3 +288,25 @@ async def test_max_connections(start_gateway: StartGateway) -> None:
         writer.close()
     finally:
         await first.close()
+
+
+async def test_echo_false_skips_the_clients_own_messages(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway("")
+    reader, writer, _ = await raw(gateway)
+    other = await client(gateway)
+    try:
+        sub = await other.subscribe("echo.test")
+        await other.flush()
+        writer.write(
+            b'CONNECT {"echo":false}\r\nSUB echo.test 1\r\nPUB echo.test 4\r\nmine\r\nPING\r\n'
+        )
+        await writer.drain()
+        # The PONG comes after every delivery the PUB caused: none of them to us.
+        assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+        assert (await sub.next_msg(timeout=5)).data == b"mine"  # others still get it
+        await other.publish("echo.test", b"theirs")
+        await other.flush()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"MSG echo.test 1 6\r\n"
+    finally:
+        writer.close()
+        await other.close()
