@@ -13,17 +13,17 @@ import secrets
 import string
 
 from gateway.auth.users import UserTable
-from gateway.bus.local import LocalBus
+from gateway.backend import Backend, BackendError, open_backend
+from gateway.bus.api import Bus
 from gateway.listeners.stream import ByteStream
 from gateway.listeners.tcp import TcpListener
 from gateway.listeners.websocket import WebSocketListener
 from gateway.mqtt.broker import MqttBroker
 from gateway.mqtt.connection import MqttConnection
+from gateway.mqtt.store import StoreError
 from gateway.nats.connection import NatsConnection, ServerIdentity
 from gateway.nats.protocol import encode_err, encode_info
 from gateway.options.model import ConnectionType, Options, bind_port
-from streams.embedded import EmbeddedLog
-from streams.errors import LogError
 
 log = logging.getLogger("jetgate")
 
@@ -46,17 +46,14 @@ class Gateway:
     """The running gateway: listeners, the user table and the bus."""
 
     def __init__(self, options: Options) -> None:
-        if options.mode != "embedded":
-            raise GatewayError("upstream mode is not available in this build yet")
         self.options = options
         self.users = UserTable(options)
-        self.bus = LocalBus()
+        self.backend: Backend | None = None
         self.server_id = _server_id()
         self.needs_nonce = any(u.nkey for u in options.users) or options.operator_mode
         self.nats: TcpListener | None = None
         self.mqtt: TcpListener | None = None
         self.websocket: WebSocketListener | None = None
-        self.log: EmbeddedLog | None = None
         self.broker: MqttBroker | None = None
         self._connections = 0
         self._open: dict[ByteStream, asyncio.Task[None] | None] = {}
@@ -65,15 +62,18 @@ class Gateway:
     async def start(self) -> None:
         """Bind every configured listener."""
         options = self.options
-        if options.mqtt.port:
+        try:
+            self.backend = await open_backend(options, options.server_name or self.server_id)
+        except BackendError as exc:
+            raise GatewayError(str(exc)) from None
+        log.info("%s mode", self.backend.mode)
+        if self.backend.log is not None:
+            self.broker = MqttBroker(options, self.users, self.backend.bus, self.backend.log)
             try:
-                self.log = await EmbeddedLog.open(options.jetstream.store_dir, self.bus)
-            except (OSError, LogError) as exc:
-                raise GatewayError(
-                    f"cannot open the store in {options.jetstream.store_dir}: {exc}"
-                ) from None
-            self.broker = MqttBroker(options, self.users, self.bus, self.log)
-            await self.broker.start()
+                await self.broker.start()
+            except StoreError as exc:
+                await self.backend.close()
+                raise GatewayError(f"cannot open the MQTT streams: {exc}") from None
         self.nats = TcpListener(
             options.host, bind_port(options.port), ConnectionType.STANDARD, self._serve
         )
@@ -141,6 +141,13 @@ class Gateway:
             self._open.pop(stream, None)
 
     @property
+    def bus(self) -> Bus:
+        """The Bus the gateway runs on (after ``start``)."""
+        if self.backend is None:
+            raise RuntimeError("gateway not started")
+        return self.backend.bus
+
+    @property
     def connections(self) -> int:
         """Clients connected now."""
         return self._connections
@@ -163,9 +170,8 @@ class Gateway:
                 task.cancel()
         if self.broker is not None:
             await self.broker.stop()
-        if self.log is not None:
-            await self.log.close()
-        await self.bus.close()
+        if self.backend is not None:
+            await self.backend.close()
 
     async def serve_forever(self) -> None:
         """Run until cancelled (SIGINT/SIGTERM in the command line)."""
