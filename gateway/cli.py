@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from conf import ConfigError
 from gateway import __version__
+from gateway.auth.operator import OperatorError
 from gateway.options import Options, load_options
 from gateway.server import Gateway, GatewayError
 
@@ -85,6 +86,11 @@ def configure_logging(options: Options) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["jwt"]:  # jetgate jwt operator|account|user|decode ...
+        from gateway.auth.jwt_cli import main as jwt_main
+
+        return jwt_main(words[1:])
     args = build_parser().parse_args(argv)
     try:
         options = apply_overrides(load_options(args.config), args)
@@ -112,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(serve(options))
-    except GatewayError as exc:
+    except (GatewayError, OperatorError) as exc:
         log.error("%s", exc)
         return EXIT_NOT_SERVING
     return EXIT_OK

@@ -22,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bcrypt
 
+from gateway.auth.jwt import UserGrant
 from gateway.auth.limiter import FailureLimiter
 from gateway.auth.nkeys import NKeyError, Role, decode_signature, verify
+from gateway.auth.operator import OperatorAuth, Refused
 from gateway.auth.permissions import Permissions
 from gateway.options.model import ConnectionType, Options, SimpleAuth, User
 
@@ -76,6 +79,13 @@ class Identity:
     permissions: Permissions = _UNRESTRICTED
     user: User | None = None
     method: str = "none"
+    grant: UserGrant | None = None
+    """Operator mode: what the user JWT granted (expiry deadline, issue time)."""
+
+    @property
+    def expires(self) -> float | None:
+        """UNIX time at which the connection must end (operator mode), or None."""
+        return None if self.grant is None else self.grant.expires
 
 
 ANONYMOUS = Identity("")
@@ -105,6 +115,10 @@ class UserTable:
         self._top_required = bool(
             self._by_name or self._by_nkey or top.user or top.token or options.operator_mode
         )
+        self.operator: OperatorAuth | None = None
+        """Operator mode: JWT authentication (``gateway.auth.operator``)."""
+        if options.operator_mode:
+            self.operator = OperatorAuth(options)
 
     # -- what applies to a connection kind --------------------------------
 
@@ -145,7 +159,10 @@ class UserTable:
         if address is not None and self.limiter.blocked(address):
             raise AuthenticationFailed(f"too many authentication failures from {address}")
         try:
-            identity = await self._authenticate(kind, credentials, nonce)
+            if self.operator is not None:
+                identity = self._jwt_identity(kind, credentials, nonce, address)
+            else:
+                identity = await self._authenticate(kind, credentials, nonce)
         except AuthenticationFailed:
             if address is not None:
                 self.limiter.failed(address)
@@ -235,6 +252,32 @@ class UserTable:
             raise AuthenticationFailed(f'bad user name or password for "{credentials.username}"')
         raise AuthenticationFailed(f'unknown user "{credentials.username}"')
 
+    def _jwt_identity(
+        self,
+        kind: ConnectionType,
+        credentials: Credentials,
+        nonce: bytes | None,
+        address: str | None,
+    ) -> Identity:
+        """Operator mode: the user JWT's identity (``OperatorAuth``)."""
+        assert self.operator is not None
+        try:
+            name, account, permissions, user, grant = self.operator.identity_parts(
+                kind, credentials.jwt, credentials.signature, nonce, address
+            )
+        except Refused as exc:
+            raise AuthenticationFailed(exc.reason, not_authorized=exc.not_authorized) from None
+        return Identity(name, account, permissions, user, "jwt", grant)
+
+    def watch(self, identity: Identity, on_end: Callable[[str], None]) -> Callable[[], None]:
+        """Operator mode: ``on_end(err_text)`` once ``identity`` expires or is revoked.
+
+        Returns the function to call when the connection ends; a no-op outside operator mode.
+        """
+        if self.operator is None or identity.grant is None:
+            return _nothing
+        return self.operator.watch(identity.grant, on_end)
+
     # -- helpers -------------------------------------------------------------
 
     @staticmethod
@@ -278,6 +321,10 @@ class UserTable:
                 self._bcrypt_ok.pop(next(iter(self._bcrypt_ok)))
             self._bcrypt_ok[key] = None
         return ok
+
+
+def _nothing() -> None:
+    return None
 
 
 def _equal(given: str, expected: str) -> bool:

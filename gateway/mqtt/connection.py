@@ -14,9 +14,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.auth.jwt import is_jwt
 from gateway.auth.users import ANONYMOUS, AuthenticationFailed, Credentials, Identity
 from gateway.bus.api import BusError
 from gateway.listeners.stream import ByteStream
@@ -83,6 +84,7 @@ class MqttConnection:
         self._last_read = time.monotonic()
         self._flush_scheduled = False
         self._keep_alive = 0.0
+        self._unwatch: Callable[[], None] | None = None
 
     # -- the read loop -------------------------------------------------------
 
@@ -181,6 +183,7 @@ class MqttConnection:
             client_id = "jetgate-" + secrets.token_urlsafe(12)
             assigned = True
         self.identity = await self._authenticate(packet)
+        self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
         will = packet.will
         if will is not None:
             if will.qos == 2 and self.options.mqtt.reject_qos2_publish:
@@ -263,7 +266,12 @@ class MqttConnection:
                 password = packet.password.decode("utf-8")
             except UnicodeDecodeError:
                 await self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "password not UTF-8")
-        credentials = Credentials(username=packet.username, password=password, token=password)
+        credentials = Credentials(
+            username=packet.username,
+            password=password,
+            token=password,
+            jwt=password if is_jwt(password) else None,  # operator mode: a bearer user JWT
+        )
         try:
             info = self.stream.info
             return await self.broker.users.authenticate(
@@ -276,6 +284,14 @@ class MqttConnection:
                 code = ReasonCode.BAD_USER_NAME_OR_PASSWORD
             await self._refuse(code, exc.reason)
             raise  # unreachable: _refuse raises
+
+    def _authentication_ended(self, reason: str) -> None:
+        """Operator mode: the user expired or was revoked: close (the Will is sent)."""
+        log.info("mqtt cid:%d %r: closing: %s", self.cid, self.client_id, reason)
+        if self.session.v5 and self.session.state is State.CONNECTED:
+            self.session.send(Disconnect(ReasonCode.NOT_AUTHORIZED, self.reason(reason)))
+            self._flush_now()
+        self.broker.spawn(self.stream.close())
 
     async def _refuse(self, code: int, reason: str) -> None:
         """CONNACK with a failure code, then close ([MQTT-3.2.2-5])."""
@@ -447,6 +463,8 @@ class MqttConnection:
 
     async def _end(self) -> None:
         """Release subscriptions, publish or schedule the Will, keep or end the session."""
+        if self._unwatch is not None:
+            self._unwatch()
         self.session.close()
         self._flush_now()
         await self.stream.close()

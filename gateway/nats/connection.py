@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,8 @@ class NatsConnection:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._flush_scheduled = False
+        self._unwatch: Callable[[], None] | None = None
+        self._ending: asyncio.Task[None] | None = None
 
     def info(self) -> dict[str, Any]:
         """The INFO sent on connect."""
@@ -168,7 +171,16 @@ class NatsConnection:
             log.warning("cid:%d: authentication error - %s", self.cid, exc.reason)
             return self.session.reject(exc.reason)
         log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
+        self._unwatch = self.users.watch(identity, self._authentication_ended)
         return self.session.accept(identity)
+
+    def _authentication_ended(self, reason: str) -> None:
+        """Operator mode: the user expired or was revoked: ``-ERR '<reason>'`` and close."""
+        if self._closing:
+            return
+        log.info("cid:%d: closing: %s", self.cid, reason)
+        self.session.fail(reason, reason)
+        self._ending = asyncio.get_running_loop().create_task(self._close())
 
     async def _subscribe(self, event: Subscribe) -> None:
         sid = event.sid
@@ -259,6 +271,8 @@ class NatsConnection:
         await self.stream.close()
 
     async def _release(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         subs = list(self._subs.values())
         self._subs.clear()
         for sub in subs:
