@@ -226,6 +226,11 @@ class Bus(ABC):
         finally:
             await sub.unsubscribe()
 
+    @property
+    def connected(self) -> bool:
+        """Whether messages can flow now (an upstream bus is False while reconnecting)."""
+        return True
+
     @abstractmethod
     def has_interest(self, subject: str) -> bool:
         """True when some subscription would receive a message on ``subject``.

@@ -20,8 +20,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.auth.users import UserTable
-from gateway.bus.api import Bus
-from gateway.mqtt.store import MqttStore, StoreError
+from gateway.bus.api import Bus, BusError, Msg, NoResponders, Subscription
+from gateway.mqtt.store import MqttStore, StoreError, hash8
 from gateway.options.model import Options
 from streams.api import Log
 
@@ -32,6 +32,8 @@ log = logging.getLogger("jetgate.mqtt")
 
 NEVER_EXPIRES = 0xFFFFFFFF
 SWEEP_INTERVAL = 60.0
+TAKEOVER_PREFIX = "$MQTT.takeover."
+TAKEOVER_TIMEOUT = 5.0
 
 
 class MqttBroker:
@@ -52,6 +54,7 @@ class MqttBroker:
             consumer_inactive_threshold=mqtt.consumer_inactive_threshold,
         )
         self.live: dict[str, MqttConnection] = {}
+        self._holds: dict[str, Subscription] = {}
         self.counters: Counter[str] = Counter()
         self._wills: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
         self._expiries: dict[str, asyncio.TimerHandle] = {}
@@ -96,6 +99,57 @@ class MqttBroker:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- who holds a client id --------------------------------------------------
+
+    async def claim(self, client_id: str) -> None:
+        """Take ``client_id`` from whichever connection holds it, here or on another gateway.
+
+        [MQTT-3.1.4-3]: the existing connection is closed (5.0 DISCONNECT 0x8E)
+        and has cleaned up before this returns. Other gateways on the same NATS
+        are asked through a request on ``$MQTT.takeover.<hash8>``, which only the
+        gateway holding the client subscribes to.
+        """
+        previous = self.live.get(client_id)
+        if previous is not None:
+            await previous.take_over()
+        try:
+            await self.bus.request(
+                TAKEOVER_PREFIX + hash8(client_id), b"", timeout=TAKEOVER_TIMEOUT
+            )
+        except NoResponders:
+            pass  # nobody else holds it
+        except BusError as exc:
+            log.warning("takeover of %r on another gateway: %s", client_id, exc)
+
+    async def hold(self, client_id: str, connection: MqttConnection) -> None:
+        """``connection`` now holds ``client_id``; answer takeover requests for it."""
+        self.live[client_id] = connection
+
+        def on_takeover(msg: Msg) -> None:
+            if self.live.get(client_id) is not connection:
+                return
+
+            async def take_over_and_answer() -> None:
+                await connection.take_over()
+                if msg.reply:
+                    self.bus.publish(msg.reply, b"taken over")
+
+            self.spawn(take_over_and_answer())
+
+        subject = TAKEOVER_PREFIX + hash8(client_id)
+        self._holds[client_id] = await self.bus.subscribe(subject, on_takeover)
+
+    async def release(self, client_id: str, connection: MqttConnection) -> bool:
+        """``connection`` no longer holds ``client_id``; False if it did not hold it."""
+        if self.live.get(client_id) is not connection:
+            return False
+        del self.live[client_id]
+        sub = self._holds.pop(client_id, None)
+        if sub is not None:
+            with contextlib.suppress(BusError):
+                await sub.unsubscribe()
+        return True
 
     # -- wills -------------------------------------------------------------
 

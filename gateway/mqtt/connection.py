@@ -145,7 +145,11 @@ class MqttConnection:
             elif isinstance(packet, Unsubscribe):
                 await self.subs.unsubscribe(packet)
             elif isinstance(packet, Connect):
-                await self._on_connect(packet)
+                try:
+                    await self._on_connect(packet)
+                except StoreError as exc:
+                    log.warning("mqtt cid:%d: session store unavailable: %s", self.cid, exc)
+                    await self._refuse(ReasonCode.SERVER_UNAVAILABLE, "session store unavailable")
                 await self._handle(self.session.resume())
             elif isinstance(packet, Pingreq):
                 self.session.pong()
@@ -197,9 +201,9 @@ class MqttConnection:
         else:
             self.expiry_interval = 0 if packet.clean_start else NEVER_EXPIRES
         broker = self.broker
-        previous = broker.live.get(client_id)
-        if previous is not None:
-            await previous.take_over()  # [MQTT-3.1.4-3]
+        if not broker.bus.connected:
+            await self._refuse(ReasonCode.SERVER_UNAVAILABLE, "the upstream NATS is unreachable")
+        await broker.claim(client_id)  # [MQTT-3.1.4-3]
         broker.cancel_will(client_id)
         broker.cancel_expiry(client_id)
         try:
@@ -228,7 +232,7 @@ class MqttConnection:
         self._keep_alive = packet.keep_alive * 1.5
         session.send(Connack(ReasonCode.SUCCESS, present, self._connack_properties(assigned)))
         session.accept()
-        broker.live[client_id] = self
+        await broker.hold(client_id, self)
         log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
         if present:
             await self.subs.restore(self.record)
@@ -470,8 +474,7 @@ class MqttConnection:
         await self.stream.close()
         broker = self.broker
         try:
-            if self.client_id and broker.live.get(self.client_id) is self:
-                del broker.live[self.client_id]
+            if self.client_id and await broker.release(self.client_id, self):
                 await self.subs.release()
                 if not self._graceful and self.will is not None:
                     self._schedule_will(self.will)

@@ -278,6 +278,10 @@ class NatsBus(Bus):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc.is_connected)
+
     def has_interest(self, subject: str) -> bool:
         # The server knows, we do not; request() relies on no-responders instead.
         return True
