@@ -19,6 +19,7 @@ from gateway import __version__
 from gateway.auth.operator import OperatorError
 from gateway.options import Options, load_options
 from gateway.server import Gateway, GatewayError
+from gateway.tls.context import check_options as check_tls
 
 log = logging.getLogger("jetgate")
 
@@ -91,9 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.auth.jwt_cli import main as jwt_main
 
         return jwt_main(words[1:])
+    if words[:1] == ["ca"]:  # jetgate ca init|server|client|list|revoke ...
+        from gateway.tls.ca_cli import main as ca_main
+
+        return ca_main(words[1:])
     args = build_parser().parse_args(argv)
     try:
         options = apply_overrides(load_options(args.config), args)
+        check_tls(options)  # certificate files are read now, not at the first connection
     except ValueError as exc:  # a flag out of range
         print(f"jetgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG

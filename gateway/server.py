@@ -11,11 +11,13 @@ import asyncio
 import logging
 import secrets
 import string
+from typing import Any
 
+from conf.errors import ConfigError
 from gateway.auth.users import UserTable
 from gateway.backend import Backend, BackendError, open_backend
 from gateway.bus.api import Bus
-from gateway.listeners.stream import ByteStream
+from gateway.listeners.stream import ByteStream, ConnectionHandler
 from gateway.listeners.tcp import TcpListener
 from gateway.listeners.websocket import WebSocketListener
 from gateway.mqtt.broker import MqttBroker
@@ -24,6 +26,8 @@ from gateway.mqtt.store import StoreError
 from gateway.nats.connection import NatsConnection, ServerIdentity
 from gateway.nats.protocol import encode_err, encode_info
 from gateway.options.model import ConnectionType, Options, bind_port
+from gateway.tls.errors import TLSError
+from gateway.tls.runtime import ListenerTLS, TLSRuntime
 
 log = logging.getLogger("jetgate")
 
@@ -55,6 +59,7 @@ class Gateway:
         self.mqtt: TcpListener | None = None
         self.websocket: WebSocketListener | None = None
         self.broker: MqttBroker | None = None
+        self.tls: TLSRuntime | None = None
         self._connections = 0
         self._open: dict[ByteStream, asyncio.Task[None] | None] = {}
         self._stopped = False
@@ -62,6 +67,10 @@ class Gateway:
     async def start(self) -> None:
         """Bind every configured listener."""
         options = self.options
+        try:
+            self.tls = TLSRuntime(options)
+        except (ConfigError, TLSError, OSError) as exc:
+            raise GatewayError(f"cannot set up TLS: {exc}") from None
         try:
             self.backend = await open_backend(options, options.server_name or self.server_id)
         except BackendError as exc:
@@ -74,8 +83,14 @@ class Gateway:
             except StoreError as exc:
                 await self.backend.close()
                 raise GatewayError(f"cannot open the MQTT streams: {exc}") from None
+        nats_tls = self.tls.nats
+        first = nats_tls if nats_tls is not None and nats_tls.options.handshake_first else None
         self.nats = TcpListener(
-            options.host, bind_port(options.port), ConnectionType.STANDARD, self._serve
+            options.host,
+            bind_port(options.port),
+            ConnectionType.STANDARD,
+            self._handler(nats_tls),
+            **_tcp_tls(first),
         )
         try:
             await self.nats.start()
@@ -84,7 +99,8 @@ class Gateway:
                 self.websocket = WebSocketListener(
                     ws.host,
                     bind_port(ws.port),
-                    self._serve,
+                    self._handler(self.tls.websocket),
+                    ssl_context=self.tls.websocket.context if self.tls.websocket else None,
                     handshake_timeout=ws.handshake_timeout,
                     compression=ws.compression,
                     same_origin=ws.same_origin,
@@ -100,7 +116,11 @@ class Gateway:
         if self.broker is not None:
             mqtt = options.mqtt
             self.mqtt = TcpListener(
-                mqtt.host, bind_port(mqtt.port), ConnectionType.MQTT, self._serve
+                mqtt.host,
+                bind_port(mqtt.port),
+                ConnectionType.MQTT,
+                self._handler(self.tls.mqtt),
+                **_tcp_tls(self.tls.mqtt),
             )
             try:
                 await self.mqtt.start()
@@ -108,6 +128,13 @@ class Gateway:
                 await self.stop()
                 raise GatewayError(f"cannot listen for MQTT: {exc.strerror or exc}") from None
             log.info("listening for MQTT clients on %s:%d", mqtt.host, self.mqtt.port)
+        await self.tls.start()
+
+    def _handler(self, tls: ListenerTLS | None) -> ConnectionHandler:
+        """``_serve``, behind the listener's certificate policy when it has TLS."""
+        if tls is None or self.tls is None:
+            return self._serve
+        return self.tls.guard(tls, self._serve)
 
     async def _serve(self, stream: ByteStream) -> None:
         kind = stream.info.kind
@@ -133,7 +160,13 @@ class Gateway:
                 self.nats.port if self.nats else 0,
             )
             connection = NatsConnection(
-                stream, self.options, self.users, self.bus, identity, self.needs_nonce
+                stream,
+                self.options,
+                self.users,
+                self.bus,
+                identity,
+                self.needs_nonce,
+                tls=self.tls.nats if self.tls and kind is ConnectionType.STANDARD else None,
             )
             await connection.run()
         finally:
@@ -172,6 +205,8 @@ class Gateway:
             await self.broker.stop()
         if self.backend is not None:
             await self.backend.close()
+        if self.tls is not None:
+            await self.tls.stop()
 
     async def serve_forever(self) -> None:
         """Run until cancelled (SIGINT/SIGTERM in the command line)."""
@@ -180,3 +215,14 @@ class Gateway:
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+def _tcp_tls(tls: ListenerTLS | None) -> dict[str, Any]:
+    """TcpListener arguments for TLS from the first byte (none without ``tls``)."""
+    if tls is None:
+        return {}
+    return {
+        "ssl_context": tls.context,
+        "tls_handshake_timeout": tls.timeout,
+        "tls_failures": tls.refused,
+    }

@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import bcrypt
 
@@ -33,6 +34,7 @@ from gateway.auth.nkeys import NKeyError, Role, decode_signature, verify
 from gateway.auth.operator import OperatorAuth, Refused
 from gateway.auth.permissions import Permissions
 from gateway.options.model import ConnectionType, Options, SimpleAuth, User
+from gateway.tls.identity import candidate_names
 
 GLOBAL_ACCOUNT = "$G"
 _MQTT_KINDS = frozenset({ConnectionType.MQTT, ConnectionType.MQTT_WS})
@@ -110,6 +112,7 @@ class UserTable:
         self._no_auth = options.no_auth_user
         self._mqtt_no_auth = options.mqtt.no_auth_user
         self._ws_no_auth = options.websocket.no_auth_user
+        self._cert_maps = certificate_maps(options)
         self._bcrypt_ok: dict[tuple[str, bytes], None] = {}
         self.limiter = FailureLimiter()
         self._top_required = bool(
@@ -140,7 +143,12 @@ class UserTable:
         """Whether clients of ``kind`` must present credentials (INFO ``auth_required``)."""
         override = self._override(kind)
         has_override = override is not None and bool(override.user or override.token)
-        return self._top_required or has_override or bool(self._no_auth_user(kind))
+        return (
+            self._top_required
+            or has_override
+            or bool(self._no_auth_user(kind))
+            or kind in self._cert_maps
+        )
 
     # -- authentication ----------------------------------------------------
 
@@ -150,16 +158,22 @@ class UserTable:
         credentials: Credentials,
         nonce: bytes | None = None,
         address: str | None = None,
+        *,
+        certificate: Mapping[str, Any] | None = None,
     ) -> Identity:
         """The identity for ``credentials`` on a connection of ``kind``; bcrypt off the loop.
 
         With ``address``, failures are counted per address and an address with
         too many recent failures is refused without a check (``limiter``).
+        ``certificate`` is the client's TLS certificate (``getpeercert()``); on
+        a listener with ``verify_and_map`` it alone names the user.
         """
         if address is not None and self.limiter.blocked(address):
             raise AuthenticationFailed(f"too many authentication failures from {address}")
         try:
-            if self.operator is not None:
+            if kind in self._cert_maps:
+                identity = self._certificate_identity(kind, certificate)
+            elif self.operator is not None:
                 identity = self._jwt_identity(kind, credentials, nonce, address)
             else:
                 identity = await self._authenticate(kind, credentials, nonce)
@@ -219,6 +233,23 @@ class UserTable:
         if not user.password:
             raise AuthenticationFailed(f'user "{user.username}" has no password to check')
         return user
+
+    def _certificate_identity(
+        self, kind: ConnectionType, certificate: Mapping[str, Any] | None
+    ) -> Identity:
+        """``verify_and_map``: the first user the certificate names (``gateway.tls.identity``)."""
+        if not certificate:
+            raise AuthenticationFailed("no client certificate to map", not_authorized=True)
+        names = candidate_names(certificate, self._cert_maps[kind])
+        for name in names:
+            user = self._by_name.get(name)
+            if user is not None:
+                self._check_kind(user, kind)
+                return self._identity(user, "certificate")
+        raise AuthenticationFailed(
+            f"no user for the client certificate (tried {', '.join(map(repr, names)) or 'nothing'})",
+            not_authorized=True,
+        )
 
     def _nkey_identity(
         self, kind: ConnectionType, credentials: Credentials, nonce: bytes | None
@@ -329,3 +360,21 @@ def _nothing() -> None:
 
 def _equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def certificate_maps(options: Options) -> dict[ConnectionType, str | None]:
+    """Connection kinds whose ``tls`` block has ``verify_and_map``, with its ``map_field``."""
+    out: dict[ConnectionType, str | None] = {}
+    blocks = (
+        (options.tls, (ConnectionType.STANDARD,)),
+        (options.mqtt.tls, (ConnectionType.MQTT,)),
+        (
+            None if options.websocket.no_tls else options.websocket.tls,
+            (ConnectionType.WEBSOCKET, ConnectionType.MQTT_WS),
+        ),
+    )
+    for tls, kinds in blocks:
+        if tls is not None and tls.verify_and_map:
+            for kind in kinds:
+                out[kind] = tls.map_field
+    return out

@@ -1,17 +1,26 @@
-"""Plain TCP (and TLS from the first byte) listener: asyncio streams as ``ByteStream``."""
+"""Plain TCP (and TLS from the first byte) listener: asyncio streams as ``ByteStream``.
+
+TLS is done here rather than by ``asyncio.start_server(ssl=...)``, whose failed
+handshakes vanish silently: each failure (a plain client on a TLS port, an
+unknown CA, an expired certificate, no certificate, a timeout) is counted in
+``tls_failures`` by reason and logged. ``TcpStream.start_tls`` upgrades a
+connection after its first bytes (the NATS ``tls_required`` INFO).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
 import ssl
-from typing import Any
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
 from gateway.listeners.stream import ByteStream, ConnectionHandler
 from gateway.options.model import ConnectionType
+from gateway.tls.handshake import failure_reason
 
 log = logging.getLogger("jetgate.listeners")
 
@@ -54,6 +63,24 @@ class TcpStream(ByteStream):
     def buffered(self) -> int:
         return self._writer.transport.get_write_buffer_size()
 
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS state of the connection, once it is TLS."""
+        obj = self._writer.get_extra_info("ssl_object")
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float | None = None) -> None:
+        """Upgrade to TLS as the server side; ``info`` then tells the peer's certificate.
+
+        Nothing may have been read past the point of the upgrade (the client's
+        first TLS record must still be unread). Raises ``ssl.SSLError``,
+        ``ConnectionError`` or ``TimeoutError`` when the handshake fails.
+        """
+        await self._writer.start_tls(context, ssl_handshake_timeout=timeout or None)
+        ssl_object = self.ssl_object
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        self.info = dataclasses.replace(self.info, tls=True, peer_certificate=certificate or None)
+
     async def close(self) -> None:
         if self._closed and self._writer.is_closing():
             return
@@ -78,6 +105,7 @@ class TcpListener:
         handler: ConnectionHandler,
         ssl_context: ssl.SSLContext | None = None,
         tls_handshake_timeout: float | None = None,
+        tls_failures: collections.Counter[str] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -86,14 +114,16 @@ class TcpListener:
         self._ssl = ssl_context
         self._tls_timeout = tls_handshake_timeout
         self._server: asyncio.Server | None = None
+        #: Failed TLS handshakes by reason (see ``gateway.tls.handshake``); a
+        #: counter may be shared with the listener's certificate policy.
+        self.tls_failures: collections.Counter[str] = (
+            collections.Counter() if tls_failures is None else tls_failures
+        )
 
     async def start(self) -> None:
         """Bind and start accepting."""
-        extra: dict[str, Any] = {}
-        if self._ssl is not None and self._tls_timeout:
-            extra["ssl_handshake_timeout"] = self._tls_timeout
         self._server = await asyncio.start_server(
-            self._accept, self.host, self.requested_port, ssl=self._ssl, limit=READ_CHUNK, **extra
+            self._accept, self.host, self.requested_port, limit=READ_CHUNK
         )
 
     @property
@@ -114,18 +144,18 @@ class TcpListener:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)
         sock = writer.get_extra_info("sockname") or ("", 0)
-        ssl_object = writer.get_extra_info("ssl_object")
-        certificate = ssl_object.getpeercert() if ssl_object is not None else None
         info = ConnInfo(
             id=next_connection_id(),
             kind=self.kind,
             peer_host=str(peer[0]),
             peer_port=int(peer[1]),
             local_port=int(sock[1]),
-            tls=ssl_object is not None,
-            peer_certificate=certificate or None,
         )
         stream = TcpStream(reader, writer, info)
+        if self._ssl is not None and not await self._handshake(stream):
+            await stream.close()
+            return
+        info = stream.info
         try:
             await self._handler(stream)
         except Exception:
@@ -133,3 +163,17 @@ class TcpListener:
             log.exception("cid:%d: connection handler failed", info.id)
         finally:
             await stream.close()
+
+    async def _handshake(self, stream: TcpStream) -> bool:
+        """TLS from the first byte; a failure is counted, logged and False."""
+        assert self._ssl is not None
+        try:
+            await stream.start_tls(self._ssl, self._tls_timeout)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            reason = failure_reason(exc)
+            self.tls_failures[reason] += 1
+            log.warning(
+                "cid:%d: TLS handshake with %s failed: %s", stream.info.id, stream.info.peer, reason
+            )
+            return False
+        return True

@@ -279,7 +279,10 @@ class MqttConnection:
         try:
             info = self.stream.info
             return await self.broker.users.authenticate(
-                info.kind, credentials, address=info.peer_host
+                info.kind,
+                credentials,
+                address=info.peer_host,
+                certificate=info.peer_certificate,
             )
         except AuthenticationFailed as exc:
             log.warning("mqtt cid:%d: authentication error - %s", self.cid, exc.reason)

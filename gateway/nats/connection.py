@@ -36,6 +36,8 @@ from gateway.nats.session import (
     Unsubscribe,
 )
 from gateway.options.model import Options
+from gateway.tls.handshake import failure_reason
+from gateway.tls.runtime import ListenerTLS
 
 log = logging.getLogger("jetgate.nats")
 
@@ -64,8 +66,11 @@ class NatsConnection:
         bus: Bus,
         server: ServerIdentity,
         needs_nonce: bool,
+        *,
+        tls: ListenerTLS | None = None,
     ) -> None:
         self.stream = stream
+        self.tls = tls
         self.options = options
         self.users = users
         self.bus = bus
@@ -106,11 +111,38 @@ class NatsConnection:
             info["auth_required"] = True
         if self._nonce is not None:
             info["nonce"] = self._nonce.decode()
+        if self.tls is not None:
+            # As the NATS server: the client upgrades right after this INFO,
+            # unless the listener did the handshake first (handshake_first).
+            info["tls_required"] = True
+            if self.tls.options.wants_client_certificate:
+                info["tls_verify"] = True
         return info
+
+    async def _upgrade(self) -> bool:
+        """TLS after INFO (``tls_required``); False when the client is refused."""
+        assert self.tls is not None
+        start_tls = getattr(self.stream, "start_tls", None)
+        if start_tls is None:
+            log.warning("cid:%d: this transport cannot be upgraded to TLS", self.cid)
+            return False
+        try:
+            await start_tls(self.tls.context, self.tls.timeout)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            reason = failure_reason(exc)
+            self.tls.refused[reason] += 1
+            log.warning(
+                "cid:%d: TLS handshake with %s failed: %s", self.cid, self.stream.info.peer, reason
+            )
+            return False
+        return self.tls.admit(self.stream) is None
 
     async def run(self) -> None:
         """Serve the client: INFO, then read, handle and answer until the end."""
         self.stream.write(encode_info(self.info()))
+        if self.tls is not None and not self.stream.info.tls and not await self._upgrade():
+            await self.stream.close()
+            return
         timers = [
             asyncio.create_task(self._auth_deadline()),
             asyncio.create_task(self._keepalive()),
@@ -165,7 +197,11 @@ class NatsConnection:
     async def _authenticate(self, event: Authenticate) -> list[Event]:
         try:
             identity = await self.users.authenticate(
-                self.stream.info.kind, event.credentials, self._nonce, self.stream.info.peer_host
+                self.stream.info.kind,
+                event.credentials,
+                self._nonce,
+                self.stream.info.peer_host,
+                certificate=self.stream.info.peer_certificate,
             )
         except AuthenticationFailed as exc:
             log.warning("cid:%d: authentication error - %s", self.cid, exc.reason)

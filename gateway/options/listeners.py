@@ -56,6 +56,12 @@ _TLS_KEYS: dict[str, tuple[str, ...]] = {
     "curve_preferences": (),
     "handshake_first": ("first", "immediate"),
     "connection_rate_limit": (),
+    "map_field": ("cert_map_field",),
+    "authorized": ("authorized_certs",),
+    "revoked": ("revoked_certs",),
+    "authorized_only": (),
+    "trust_authorized": (),
+    "ca_dir": (),
 }
 _TLS_IGNORED = (
     "ocsp_peer",
@@ -68,6 +74,33 @@ _TLS_IGNORED = (
 )
 _PINNED = re.compile(r"^[0-9a-fA-F]{64}$")
 _TLS_VERSIONS = ("1.2", "1.3")
+_MAP_FIELDS = ("email", "dns", "dn", "cn")
+_FINGERPRINT = re.compile(r"^(?:sha256:)?((?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2})$")
+
+
+def _certificate_list(ctx: Context, e: Entry) -> tuple[str, ...] | None:
+    """``authorized``/``revoked``: SHA-256 fingerprints (hex, colons allowed) or paths.
+
+    A fingerprint is kept as 64 lower-case hex digits; anything else must be an
+    existing file (PEM certificates or fingerprints, one a line) or directory.
+    """
+    items = as_str_list(ctx, e)
+    if items is None:
+        return None
+    out: list[str] = []
+    for item in items:
+        match = _FINGERPRINT.match(item.strip())
+        if match:
+            out.append(match.group(1).replace(":", "").lower())
+        elif os.path.exists(item):
+            out.append(item)
+        else:
+            ctx.error(
+                e.pos,
+                f'{e.key} entry "{item}" is neither a SHA-256 fingerprint nor an existing '
+                "file or directory",
+            )
+    return tuple(out)
 
 
 def _existing_file(ctx: Context, e: Entry) -> str | None:
@@ -136,12 +169,41 @@ def parse_tls(ctx: Context, e: Entry, where: str) -> TLSOptions | None:
         limit = as_int(ctx, entry, low=0)
         if limit is not None:
             out["connection_rate_limit"] = limit
+    _parse_tls_extensions(ctx, b, out)
     has_cert, has_key = "cert_file" in b, "key_file" in b
     if has_cert and not has_key:
         ctx.error(e.pos, "missing 'key_file' in TLS configuration")
     elif has_key and not has_cert:
         ctx.error(e.pos, "missing 'cert_file' in TLS configuration")
+    positions = {name: entry.pos for name, entry in b.entries.items()}
+    positions["tls"] = e.pos
+    out["positions"] = MappingProxyType(positions)
     return TLSOptions(**{k: v for k, v in out.items() if v is not None})
+
+
+def _parse_tls_extensions(ctx: Context, b: Block, out: dict[str, Any]) -> None:
+    """jetgate's own ``tls`` keys: certificate mapping, certificate lists, built-in CA."""
+    if (entry := b.get("map_field")) is not None and (name := as_str(ctx, entry)) is not None:
+        if name.lower() not in _MAP_FIELDS:
+            ctx.error(
+                entry.pos, f'unknown map_field "{name}": must be one of {", ".join(_MAP_FIELDS)}'
+            )
+        else:
+            # Mapping a field is verify_and_map restricted to that field.
+            out["map_field"] = name.lower()
+            out["verify_and_map"] = out["verify"] = True
+    for name in ("authorized", "revoked"):
+        if (entry := b.get(name)) is not None:
+            out[name] = _certificate_list(ctx, entry)
+    for name in ("authorized_only", "trust_authorized"):
+        if (entry := b.get(name)) is not None:
+            out[name] = as_bool(ctx, entry)
+    if (entry := b.get("ca_dir")) is not None:
+        out["ca_dir"] = as_str(ctx, entry, allow_empty=False)
+    if (out.get("authorized_only") or out.get("trust_authorized")) and not out.get("authorized"):
+        entry = b.get("authorized_only") or b.get("trust_authorized")
+        assert entry is not None
+        ctx.error(entry.pos, f'"{entry.key}" needs an "authorized" list')
 
 
 _SIMPLE_AUTH_KEYS: dict[str, tuple[str, ...]] = {

@@ -82,6 +82,30 @@ class TLSOptions:
     handshake_first: bool = False
     handshake_first_fallback: float | None = None
     connection_rate_limit: int = 0
+    #: jetgate's own keys: the certificate field that names the user (``email``,
+    #: ``dns``, ``dn`` or ``cn``; ``None`` is the NATS server's order), the lists
+    #: of authorized and revoked client certificates (SHA-256 fingerprints, PEM
+    #: files, directories of PEM files), and the built-in CA's directory.
+    map_field: str | None = None
+    authorized: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()
+    authorized_only: bool = False
+    trust_authorized: bool = False
+    ca_dir: str | None = None
+    #: Where each key was written, for errors found when the files are read.
+    positions: Mapping[str, Position] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+
+    @property
+    def builtin_ca(self) -> bool:
+        """Whether the broker certificate comes from the built-in CA (no ``cert_file``)."""
+        return self.cert_file is None
+
+    @property
+    def wants_client_certificate(self) -> bool:
+        """Whether clients must present a certificate on this listener."""
+        return self.verify or bool(self.pinned_certs) or self.authorized_only
 
 
 @dataclass(frozen=True)
