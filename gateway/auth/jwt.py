@@ -66,9 +66,7 @@ class Claims:
 
     @property
     def nats(self) -> Mapping[str, Any]:
-        """The type-specific claims (v1 tokens keep them at the top level)."""
-        if self.version == 1:
-            return self.payload
+        """The type-specific claims (v1 tokens too keep them in ``nats``, their type outside)."""
         value = self.payload.get("nats")
         return value if isinstance(value, Mapping) else {}
 
