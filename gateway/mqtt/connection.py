@@ -335,24 +335,39 @@ class MqttConnection:
             await self.broker.store.stage_qos2(self.client_hash, packet.packet_id, staged)
             self.session.send(Pubrec(packet.packet_id))
             return
+        reply = self._reply_subject(packet)
         if qos == 1 and not packet.retain:
             self._publish_pipelined(
-                packet.topic, subject, packet.payload, packet.packet_id, headers
+                packet.topic, subject, packet.payload, packet.packet_id, headers, reply
             )
             return
         await self._deliver_published(
-            packet.topic, subject, packet.payload, qos, packet.retain, headers
+            packet.topic, subject, packet.payload, qos, packet.retain, headers, reply
         )
         if qos == 1:
             self.session.send(Puback(packet.packet_id))
 
+    def _reply_subject(self, packet: Publish) -> str:
+        """The NATS reply subject for a 5.0 Response Topic, so NATS services can answer."""
+        topic = packet.properties.response_topic if self.session.v5 else None
+        if not topic:
+            return ""
+        subject = cached_topic_to_subject(topic)
+        return "" if is_internal_subject(subject) else subject
+
     def _publish_pipelined(
-        self, topic: str, subject: str, payload: bytes, pid: int, headers: Mapping[str, str] | None
+        self,
+        topic: str,
+        subject: str,
+        payload: bytes,
+        pid: int,
+        headers: Mapping[str, str] | None,
+        reply: str = "",
     ) -> None:
         """QoS 1 without waiting: PUBACK once the log has stored it, in publish order."""
         broker = self.broker
         try:
-            broker.bus.publish(subject, payload, "", headers)
+            broker.bus.publish(subject, payload, reply, headers)
         except BusError as exc:
             log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
         stored = broker.store.store_message(subject, payload, headers or {})
@@ -404,11 +419,12 @@ class MqttConnection:
         qos: int,
         retain: bool,
         headers: Mapping[str, str] | None,
+        reply: str = "",
     ) -> None:
         """Hand an accepted publish on: core subject, the log for QoS >= 1, retained store."""
         broker = self.broker
         try:
-            broker.bus.publish(subject, payload, "", headers)
+            broker.bus.publish(subject, payload, reply, headers)
         except BusError as exc:
             log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
             return

@@ -324,6 +324,7 @@ class Subscriptions:
             return
         if (
             msg.headers is None
+            and not msg.reply
             and live.record.subscription_id is None
             and not session.client_topic_alias_maximum
         ):
@@ -331,7 +332,7 @@ class Subscriptions:
             if session.send_raw(encode_qos0(topic, msg.payload, session.v5)):
                 conn.schedule_flush()
             return
-        self._send(live, topic, msg, 0, 0, False, retained=False)
+        self._send(live, topic, msg, 0, 0, False, retained=False, reply=msg.reply)
 
     def _on_durable(self, live: _Live, msg: Msg) -> None:
         if msg.subject.startswith(MSGS_PREFIX):
@@ -362,7 +363,15 @@ class Subscriptions:
             self.conn.broker.bus.publish(msg.reply, ACK)
 
     def _send(
-        self, live: _Live, topic: str, msg: Msg, qos: int, pid: int, dup: bool, retained: bool
+        self,
+        live: _Live,
+        topic: str,
+        msg: Msg,
+        qos: int,
+        pid: int,
+        dup: bool,
+        retained: bool,
+        reply: str = "",
     ) -> bool:
         conn = self.conn
         session = conn.session
@@ -376,6 +385,12 @@ class Subscriptions:
             if record.subscription_id is not None:
                 properties = properties or Properties()
                 properties.subscription_identifiers = (record.subscription_id,)
+            if reply and (properties is None or properties.response_topic is None):
+                # A NATS request: its reply subject becomes the Response Topic.
+                response = cached_subject_to_topic(reply)
+                if response is not None:
+                    properties = properties or Properties()
+                    properties.response_topic = response
             send_topic, alias = session.outbound_topic(topic)
             if alias is not None:
                 properties = properties or Properties()
