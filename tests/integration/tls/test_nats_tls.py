@@ -7,6 +7,7 @@ import json
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
 from gateway.server import Gateway
@@ -22,14 +23,17 @@ def url(gateway: Gateway) -> str:
     return f"tls://127.0.0.1:{gateway.nats.port}"
 
 
-async def round_trip(nc: nats.NATS) -> bytes:
+async def round_trip(nc: NatsClient) -> bytes:
     sub = await nc.subscribe("tls.check")
     await nc.publish("tls.check", b"hello")
     msg = await sub.next_msg(timeout=5)
-    return msg.data
+    data: bytes = msg.data
+    return data
 
 
-async def test_info_requires_tls_and_nats_py_upgrades(start_gateway: StartGateway, pki: Pki) -> None:
+async def test_info_requires_tls_and_nats_py_upgrades(
+    start_gateway: StartGateway, pki: Pki
+) -> None:
     gateway = await start_gateway(nats=tls_block(pki))
     assert gateway.nats is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.nats.port)
@@ -71,8 +75,11 @@ async def test_verify_and_map_names_the_nats_user(start_gateway: StartGateway, p
 
     with pytest.raises((NatsError, OSError)):
         await nats.connect(
-            url(gateway), tls=pki.client_context("other"), allow_reconnect=False,
-            max_reconnect_attempts=0, error_cb=on_error,
+            url(gateway),
+            tls=pki.client_context("other"),
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            error_cb=on_error,
         )
     assert any("authorization violation" in str(e).lower() for e in errors)
 
@@ -81,10 +88,13 @@ async def test_refused_upgrades_are_counted(start_gateway: StartGateway, pki: Pk
     gateway = await start_gateway(nats=tls_block(pki))
     with pytest.raises((NatsError, OSError)):
         await nats.connect(
-            url(gateway), tls=pki.client_context("rogue"), allow_reconnect=False,
+            url(gateway),
+            tls=pki.client_context("rogue"),
+            allow_reconnect=False,
             max_reconnect_attempts=0,
         )
-    nats_tls = gateway.tls.nats  # type: ignore[union-attr]
+    assert gateway.tls is not None and gateway.tls.nats is not None
+    nats_tls = gateway.tls.nats
     await until(lambda: nats_tls.refused[handshake.UNKNOWN_CA] == 1)
     # A plain client that answers INFO with CONNECT is not speaking TLS.
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.nats.port)  # type: ignore[union-attr]
