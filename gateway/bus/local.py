@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
 
@@ -30,7 +31,7 @@ from gateway.bus.api import (
 from gateway.bus.subjects import validate_subject
 from gateway.bus.sublist import Sublist
 
-__all__ = ["LocalBus", "LocalSubscription"]
+__all__ = ["BufferedSubscription", "LocalBus", "LocalSubscription"]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,15 @@ _Match = tuple[tuple["LocalSubscription", ...], tuple[tuple["LocalSubscription",
 _EMPTY: _Match = ((), ())
 
 
-class LocalSubscription(Subscription):
-    """A subscription on a LocalBus: a callback, or a bounded queue read by next_msg."""
+class BufferedSubscription(Subscription):
+    """A callback, or a bounded queue read by next_msg: the delivery end of a subscription.
+
+    Shared by every Bus in this package. ``_deliver`` counts, enforces
+    ``max_msgs`` and hands the message over; ``_close`` ends the subscription
+    and calls ``_detach`` so the owning bus forgets it.
+    """
 
     __slots__ = (
-        "_bus",
         "_callback",
         "_closed",
         "_delivered",
@@ -60,14 +65,12 @@ class LocalSubscription(Subscription):
 
     def __init__(
         self,
-        bus: LocalBus,
         subject: str,
         queue: str | None,
         callback: MsgHandler | None,
         max_msgs: int,
         pending_limit: int,
     ) -> None:
-        self._bus = bus
         self.subject = subject
         self.queue = queue
         self._callback = callback
@@ -151,11 +154,36 @@ class LocalSubscription(Subscription):
         if self._closed:
             return
         self._closed = True
-        self._bus._remove(self)
+        self._detach()
         while self._waiters:
             w = self._waiters.popleft()
             if not w.done():
                 w.set_exception(BusClosed(self.subject))
+
+    @abstractmethod
+    def _detach(self) -> None:
+        """Remove this (just closed) subscription from its bus."""
+
+
+class LocalSubscription(BufferedSubscription):
+    """A subscription on a LocalBus: a callback, or a bounded queue read by next_msg."""
+
+    __slots__ = ("_bus",)
+
+    def __init__(
+        self,
+        bus: LocalBus,
+        subject: str,
+        queue: str | None,
+        callback: MsgHandler | None,
+        max_msgs: int,
+        pending_limit: int,
+    ) -> None:
+        super().__init__(subject, queue, callback, max_msgs, pending_limit)
+        self._bus = bus
+
+    def _detach(self) -> None:
+        self._bus._remove(self)
 
 
 class LocalBus(Bus):

@@ -1,0 +1,576 @@
+"""UpstreamBus: the Bus on a real NATS server (or cluster), over one nats-py connection.
+
+One connection per gateway (one UpstreamBus per account, where accounts log
+in separately) carries every client's traffic:
+
+- **Publishing** is a plain method. It builds the ``PUB``/``HPUB`` bytes
+  (``gateway.bus.upstream_wire``) and appends them to nats-py's own pending
+  buffer, then wakes nats-py's flusher task once per event-loop turn. That is
+  what ``await nc.publish()`` does, minus the coroutine per message, so the
+  order of bus publishes, nats-py publishes (the JetStream log on the same
+  connection) and subscribes is the order of the calls. While the connection
+  is down the bytes stay in that buffer, bounded by ``pending_size``, and go
+  out after the reconnect; a publish that would overflow it is dropped and
+  counted (``dropped_publishes``), as a fire-and-forget publish is.
+- **Subscribing** is reference counted: one upstream subscription per distinct
+  (subject, queue group), fanned out to every local subscriber, and
+  unsubscribed upstream when the last local one goes. So a thousand MQTT
+  clients on ``sensors/#`` make one upstream ``SUB sensors.>``. A queue group
+  is one upstream queue subscription per gateway (the server balances between
+  gateways); each message then goes to one local member, round robin.
+- **Delivery** happens synchronously in nats-py's read loop. nats-py hands a
+  subscription's messages to an ``asyncio.Queue`` (``put_nowait``) that a
+  task per subscription awaits before awaiting the callback coroutine; we
+  replace that queue with ``_Fanout``, whose ``put_nowait`` calls the local
+  subscribers at once. That saves the queue hop, the task switch and the
+  coroutine per message (see ``bench/upstream_bus.py``), and keeps per-
+  subscription order. Callbacks are synchronous and must not block, as for
+  LocalBus; callback-less subscriptions fill bounded queues with drop counting
+  (``gateway.bus.local.BufferedSubscription``, shared with LocalBus).
+- A subscribe returns once the server has the ``SUB`` (a PING/PONG round
+  trip), so a message published by anyone after that reaches it.
+
+``Msg.origin`` is None on delivery: the publisher's identity does not cross the
+network. ``has_interest`` answers True (only the server knows); ``request``
+relies on the server's no-responders status instead.
+
+This module uses a few nats-py internals (``_pending``, ``_pending_data_size``,
+``_flush_queue``, a subscription's ``_pending_queue``); ``UpstreamBus`` checks
+for them when it is built and the integration tests pin their behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg as NatsMsg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from gateway.bus.api import (
+    DEFAULT_PENDING_LIMIT,
+    Bus,
+    BusClosed,
+    BusError,
+    BusTimeout,
+    Headers,
+    Msg,
+    MsgHandler,
+    NoResponders,
+)
+from gateway.bus.local import BufferedSubscription
+from gateway.bus.subjects import validate_subject
+from gateway.bus.upstream_connect import UpstreamConnectError, connect_kwargs
+from gateway.bus.upstream_wire import DESCRIPTION, InvalidHeader, PayloadTooLarge, pub_command
+from gateway.options.model import UpstreamOptions
+
+__all__ = [
+    "DEFAULT_PENDING_SIZE",
+    "InvalidHeader",
+    "PayloadTooLarge",
+    "UpstreamBus",
+    "UpstreamConnectError",
+    "UpstreamSubscription",
+    "from_nats",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PENDING_SIZE = 8 * 1024 * 1024
+"""Bytes of publishes buffered while the upstream connection is down."""
+
+_DEFAULT_TIMEOUT = 10.0
+_Callback = Callable[[], Awaitable[None]]
+_NATS_INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_subs")
+
+
+def from_nats(raw: NatsMsg) -> Msg:
+    """A Bus ``Msg`` for a nats-py message (``headers`` None when there are none)."""
+    headers = raw.headers
+    return Msg(raw.subject, raw.data, raw.reply, _plain_headers(headers) if headers else None)
+
+
+def _plain_headers(headers: dict[Any, str]) -> dict[str, str]:
+    """nats-py's headers with plain ``str`` keys and its status-line misreading undone.
+
+    nats-py keys ``Description`` by an enum member (whose ``str()`` is not the
+    name), and reads ``NATS/1.0 503\r\nKey: v`` (a status without description,
+    then headers) as a ``Description`` of ``"\nKey: v"`` besides ``Key``.
+    """
+    out = {(k.value if isinstance(k, Enum) else k): v for k, v in headers.items()}
+    if out.get(DESCRIPTION, "")[:1] == "\n":
+        del out[DESCRIPTION]
+    return out
+
+
+class _Fanout:
+    """One upstream subscription and its local subscribers.
+
+    Installed as the nats-py subscription's ``_pending_queue``: nats-py's read
+    loop calls ``put_nowait`` for every message, which delivers at once. The
+    other methods are what nats-py may call on that queue (``pending_msgs``,
+    ``drain``); nothing is ever queued here.
+    """
+
+    __slots__ = ("members", "nsub", "queue", "ready", "rr", "subject")
+
+    def __init__(self, subject: str, queue: str | None, ready: asyncio.Future[None]) -> None:
+        self.subject = subject
+        self.queue = queue
+        self.ready = ready
+        self.nsub: NatsSubscription | None = None
+        # Copy-on-write, so a callback that unsubscribes cannot upset an iteration.
+        self.members: tuple[UpstreamSubscription, ...] = ()
+        self.rr = 0
+
+    def put_nowait(self, raw: NatsMsg) -> None:
+        members = self.members
+        if not members:
+            return
+        try:
+            msg = from_nats(raw)
+            if self.queue is None:
+                for sub in members:
+                    if not sub._closed:
+                        sub._deliver(msg)
+            else:
+                i = self.rr % len(members)
+                self.rr = i + 1
+                members[i]._deliver(msg)
+        except Exception:  # never into nats-py's read loop: it would reconnect
+            log.exception("delivery on %s failed", self.subject)
+        nsub = self.nsub
+        if nsub is not None:
+            nsub._pending_size = 0
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        """Nothing is queued, so nothing is done."""
+
+    async def join(self) -> None:
+        """Nothing is queued, so nothing to wait for."""
+
+
+class UpstreamSubscription(BufferedSubscription):
+    """A local subscription sharing its upstream subscription with the others on the same key."""
+
+    __slots__ = ("_bus", "_fanout")
+
+    def __init__(
+        self,
+        bus: UpstreamBus,
+        subject: str,
+        queue: str | None,
+        callback: MsgHandler | None,
+        max_msgs: int,
+        pending_limit: int,
+    ) -> None:
+        super().__init__(subject, queue, callback, max_msgs, pending_limit)
+        self._bus = bus
+        self._fanout: _Fanout | None = None
+
+    def _detach(self) -> None:
+        self._bus._remove(self)
+
+
+class UpstreamBus(Bus):
+    """The Bus on a nats-py connection (see the module docstring).
+
+    ``await UpstreamBus.connect(options)`` opens (and then owns) a connection
+    built from the gateway's ``upstream`` block; ``UpstreamBus(nc)`` wraps an
+    open connection that the caller keeps owning. ``nc`` is the nats-py client,
+    for the JetStream log: ``JetStreamLog.attach(bus.nc, bus=bus)``.
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        own_connection: bool = False,
+        js_domain: str | None = None,
+        subscribe_timeout: float = _DEFAULT_TIMEOUT,
+    ) -> None:
+        missing = [name for name in _NATS_INTERNALS if not hasattr(nc, name)]
+        if missing:
+            raise BusError(f"unsupported nats-py version: Client lacks {', '.join(missing)}")
+        self._nc = nc
+        self._own = own_connection
+        self._js_domain = js_domain
+        self._sub_timeout = subscribe_timeout
+        self._interests: dict[tuple[str, str | None], _Fanout] = {}
+        self._kick: asyncio.Future[None] | None = None
+        self._dropped_publishes = 0
+        self._closed = False
+        self._up = asyncio.Event()
+        if nc.is_connected:
+            self._up.set()
+        self._chain_callbacks()
+
+    @classmethod
+    async def connect(
+        cls,
+        options: UpstreamOptions,
+        *,
+        name: str = "jetgate",
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 2.0,
+        max_reconnect_attempts: int = -1,
+        connect_attempts: int = 2,
+        pending_size: int = DEFAULT_PENDING_SIZE,
+        ping_interval: float = 30.0,
+        **nats_options: Any,
+    ) -> UpstreamBus:
+        """Connect to ``options.urls`` with its login and TLS, and return a bus owning the connection.
+
+        The first connection tries each URL ``connect_attempts`` times,
+        ``reconnect_wait`` seconds apart; once connected, a lost connection is
+        retried ``max_reconnect_attempts`` times per server (-1: forever), and
+        publishes made meanwhile are buffered up to ``pending_size`` bytes.
+        Further ``nats.connect`` keyword arguments pass through ``nats_options``.
+        Raises UpstreamConnectError when no server accepts the connection.
+        """
+        if connect_attempts < 1:
+            raise ValueError("connect_attempts must be at least 1")
+        kwargs = connect_kwargs(options)
+        kwargs.update(
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_time_wait=reconnect_wait,
+            # nats-py uses one limit for the first connection and reconnects (and
+            # 0 or -1 would retry the first connection forever): set it below.
+            max_reconnect_attempts=connect_attempts - 1 or 1,
+            pending_size=pending_size,
+            ping_interval=ping_interval,
+            error_cb=_log_error,
+        )
+        kwargs.update(nats_options)
+        try:
+            nc = await nats.connect(**kwargs)
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            urls = ", ".join(_redact(u) for u in options.urls)
+            raise UpstreamConnectError(f"cannot connect to upstream NATS at {urls}: {exc}") from exc
+        nc.options["max_reconnect_attempts"] = max_reconnect_attempts
+        return cls(nc, own_connection=True, js_domain=options.js_domain)
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def nc(self) -> NATS:
+        """The nats-py connection (shared with the JetStream log)."""
+        return self._nc
+
+    @property
+    def js_domain(self) -> str | None:
+        """The JetStream domain of the ``upstream`` block, for ``JetStreamLog.attach``."""
+        return self._js_domain
+
+    @property
+    def connected(self) -> bool:
+        """Whether the upstream connection is up (False while reconnecting)."""
+        return bool(self._nc.is_connected) and not self._closed
+
+    @property
+    def dropped_publishes(self) -> int:
+        """Publishes dropped because the reconnect buffer was full."""
+        return self._dropped_publishes
+
+    @property
+    def upstream_subscriptions(self) -> int:
+        """Upstream subscriptions held (one per distinct subject and queue group)."""
+        return len(self._interests)
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: Headers | None = None,
+        origin: object | None = None,
+    ) -> None:
+        """Enqueue a ``PUB`` on the upstream connection (see ``Bus.publish``).
+
+        Also raises InvalidHeader for a header that cannot be written and
+        PayloadTooLarge above the server's ``max_payload``.
+        """
+        if self._closed:
+            raise BusClosed("bus closed")
+        nc = self._nc
+        if nc.is_closed or nc.is_draining_pubs:
+            raise BusClosed("upstream connection closed")
+        validate_subject(subject)
+        if reply:
+            validate_subject(reply)
+        cmd = pub_command(subject, reply, payload, headers, nc._max_payload)
+        stats = nc.stats
+        stats["out_msgs"] += 1
+        stats["out_bytes"] += len(payload)
+        self._send(cmd)
+
+    def _send(self, cmd: bytes) -> None:
+        """Append a protocol command to nats-py's pending buffer and wake its flusher."""
+        nc = self._nc
+        size = nc._pending_data_size + len(cmd)
+        if not nc.is_connected:
+            # Buffered for the reconnect, within the same bound nats-py applies.
+            if nc._max_pending_size <= 0 or size > nc._max_pending_size:
+                self._dropped_publishes += 1
+                if self._dropped_publishes == 1 or self._dropped_publishes % 10000 == 0:
+                    log.warning(
+                        "upstream disconnected and its buffer is full: %d publishes dropped",
+                        self._dropped_publishes,
+                    )
+                return
+            nc._pending.append(cmd)
+            nc._pending_data_size = size
+            return  # nats-py writes the buffer once reconnected
+        nc._pending.append(cmd)
+        nc._pending_data_size = size
+        queue = nc._flush_queue
+        if queue is not None and queue.empty():
+            # The flusher writes everything pending when it takes this; until
+            # then the queue is not empty and later sends need no wake-up.
+            kick = self._kick
+            if kick is None:
+                kick = self._kick = asyncio.get_running_loop().create_future()
+                kick.set_result(None)
+            queue.put_nowait(kick)
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float = 2.0,
+        headers: Headers | None = None,
+    ) -> Msg:
+        """Request/reply through nats-py's shared reply subscription.
+
+        Raises NoResponders on the server's 503 status, BusTimeout after
+        ``timeout`` seconds, BusClosed once closed.
+        """
+        if self._closed:
+            raise BusClosed("bus closed")
+        validate_subject(subject)
+        try:
+            raw = await self._nc.request(
+                subject, payload, timeout=timeout, headers=dict(headers) if headers else None
+            )
+        except nats.errors.NoRespondersError:
+            raise NoResponders(subject) from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise BusTimeout(f"no reply on {subject!r} within {timeout}s") from None
+        except nats.errors.ConnectionClosedError:
+            raise BusClosed("upstream connection closed") from None
+        except nats.errors.Error as exc:
+            raise BusError(f"request on {subject!r} failed: {exc}") from exc
+        return from_nats(raw)
+
+    # -- subscribing -------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        subject: str,
+        callback: MsgHandler | None = None,
+        queue: str | None = None,
+        max_msgs: int = 0,
+        pending_limit: int = DEFAULT_PENDING_LIMIT,
+    ) -> UpstreamSubscription:
+        """Subscribe locally, sharing (or making) the upstream subscription for (subject, queue)."""
+        if self._closed:
+            raise BusClosed("bus closed")
+        validate_subject(subject, wildcards=True)
+        if queue is not None:
+            validate_subject(queue)
+        sub = UpstreamSubscription(self, subject, queue, callback, max_msgs, pending_limit)
+        key = (subject, queue)
+        while True:
+            fanout = self._interests.get(key)
+            if fanout is None:
+                await self._open(key, sub)
+                return sub
+            if not fanout.ready.done():
+                # Someone else is making it; then look again (it may be gone).
+                await asyncio.shield(fanout.ready)
+                if self._closed:
+                    raise BusClosed("bus closed")
+                continue
+            self._attach(fanout, sub)
+            return sub
+
+    async def _open(self, key: tuple[str, str | None], sub: UpstreamSubscription) -> None:
+        subject, queue = key
+        fanout = _Fanout(subject, queue, asyncio.get_running_loop().create_future())
+        self._interests[key] = fanout
+        try:
+            try:
+                nsub = await self._nc.subscribe(
+                    subject, queue=queue or "", pending_msgs_limit=0, pending_bytes_limit=0
+                )
+            except nats.errors.Error as exc:
+                raise BusClosed(f"cannot subscribe upstream: {exc}") from exc
+            # Messages that arrived before the swap (none, unless nats-py yielded).
+            early: asyncio.Queue[NatsMsg] = nsub._pending_queue
+            nsub._pending_queue = fanout  # type: ignore[assignment]
+            fanout.nsub = nsub
+            self._attach(fanout, sub)
+            while not early.empty():
+                fanout.put_nowait(early.get_nowait())
+            await self._round_trip()
+        except BaseException:
+            if fanout.nsub is None and self._interests.get(key) is fanout:
+                del self._interests[key]
+            raise
+        finally:
+            if not fanout.ready.done():
+                fanout.ready.set_result(None)
+
+    def _attach(self, fanout: _Fanout, sub: UpstreamSubscription) -> None:
+        sub._fanout = fanout
+        fanout.members = (*fanout.members, sub)
+
+    async def _round_trip(self) -> None:
+        """Wait for the server to have processed what was sent so far (best effort)."""
+        if not self._nc.is_connected:
+            return  # nats-py replays every subscription after the reconnect
+        try:
+            await self._ping(self._sub_timeout)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.debug("no PONG after SUB: %s", exc)
+
+    async def _ping(self, timeout: float) -> None:
+        """Write out nats-py's pending buffer, then PING and wait for the PONG.
+
+        nats-py's ``flush()`` writes its PING straight to the socket, ahead of
+        commands still in the pending buffer, so on its own it does not prove
+        that earlier publishes or subscribes reached the server.
+        """
+        nc = self._nc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        queue = nc._flush_queue
+        if nc._pending_data_size > 0 and queue is not None:
+            written: asyncio.Future[None] = loop.create_future()
+            # The flusher writes everything pending, then resolves ``written``.
+            await asyncio.wait_for(queue.put(written), timeout)
+            await asyncio.wait_for(asyncio.shield(written), max(deadline - loop.time(), 0.001))
+        await nc.flush(max(deadline - loop.time(), 0.001))  # type: ignore[arg-type]
+
+    def _remove(self, sub: UpstreamSubscription) -> None:
+        fanout = sub._fanout
+        if fanout is None:
+            return
+        sub._fanout = None
+        fanout.members = tuple(m for m in fanout.members if m is not sub)
+        if fanout.members:
+            return
+        key = (fanout.subject, fanout.queue)
+        if self._interests.get(key) is fanout:
+            del self._interests[key]
+        nsub = fanout.nsub
+        if nsub is None:
+            return
+        fanout.nsub = None
+        # nats-py's Subscription.unsubscribe() without the coroutine: forget the
+        # sid (so a reconnect does not replay it) and queue the UNSUB in order.
+        nsub._closed = True
+        nc = self._nc
+        nc._remove_sub(nsub._id)
+        if nc.is_connected:
+            self._send(f"UNSUB {nsub._id}\r\n".encode())
+
+    def has_interest(self, subject: str) -> bool:
+        """True: only the upstream server knows (request() relies on no-responders)."""
+        return True
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _chain_callbacks(self) -> None:
+        """Follow the connection's state, keeping any callbacks it already has."""
+        nc = self._nc
+        prev_down: _Callback | None = nc._disconnected_cb
+        prev_up: _Callback | None = nc._reconnected_cb
+
+        async def disconnected() -> None:
+            self._up.clear()
+            if prev_down is not None:
+                await prev_down()
+
+        async def reconnected() -> None:
+            self._up.set()
+            if prev_up is not None:
+                await prev_up()
+
+        nc._disconnected_cb = disconnected
+        nc._reconnected_cb = reconnected
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the server has everything published so far (PING/PONG).
+
+        While reconnecting, first waits for the connection to come back.
+        ``timeout`` None means 10 seconds per step.
+        """
+        if self._closed:
+            raise BusClosed("bus closed")
+        nc = self._nc
+        limit = timeout if timeout is not None else _DEFAULT_TIMEOUT
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        if nc.is_closed:
+            raise BusClosed("upstream connection closed")
+        if not nc.is_connected:
+            try:
+                await asyncio.wait_for(self._up.wait(), limit)
+            except TimeoutError:
+                raise BusTimeout("upstream still disconnected") from None
+        try:
+            await self._ping(max(deadline - loop.time(), 0.001))
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise BusTimeout("flush timed out") from None
+        except nats.errors.ConnectionClosedError:
+            raise BusClosed("upstream connection closed") from None
+
+    async def close(self) -> None:
+        """Flush, end every local subscription, unsubscribe upstream; close an owned connection."""
+        if self._closed:
+            return
+        if self._nc.is_connected:  # while reconnecting there is nothing to wait for
+            with contextlib.suppress(BusError):
+                await self.flush(5.0)
+        self._closed = True
+        for fanout in list(self._interests.values()):
+            for sub in fanout.members:
+                sub._close()
+            if not fanout.ready.done():
+                fanout.ready.set_result(None)
+        nc = self._nc
+        if self._own:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await nc.close()
+        elif nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await self._ping(5.0)  # the UNSUBs are out before we return
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("upstream NATS: %s", exc or type(exc).__name__)
+
+
+def _redact(url: str) -> str:
+    """``url`` without a ``user:password@`` part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    return f"{scheme}://{rest.rpartition('@')[2]}"

@@ -1,0 +1,103 @@
+"""The bytes UpstreamBus writes for a publish: NATS ``PUB`` and ``HPUB`` commands.
+
+Pure functions, no I/O. Headers are a ``Mapping[str, str]`` as the Bus carries
+them; a ``Status`` key (three digits) with an optional ``Description`` becomes
+the status line (``NATS/1.0 503 No Responders``), which is how nats-py reads
+one back, so a status survives the round trip through a real server.
+
+A header name must be an RFC 7230 token (what nats-py and the server accept)
+and a value must not hold CR or LF: either would let a publisher inject
+header lines or protocol commands, so both are refused with InvalidHeader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from gateway.bus.api import BusError
+
+__all__ = [
+    "DESCRIPTION",
+    "STATUS",
+    "InvalidHeader",
+    "PayloadTooLarge",
+    "encode_headers",
+    "pub_command",
+]
+
+STATUS = "Status"
+DESCRIPTION = "Description"
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS_CODE = re.compile(r"[0-9]{3}")
+_CRLF = b"\r\n"
+
+
+class InvalidHeader(BusError, ValueError):
+    """A header name that is not a token, or a value holding CR or LF."""
+
+
+class PayloadTooLarge(BusError, ValueError):
+    """A message (headers and payload) larger than the server's ``max_payload``.
+
+    The server would answer it by closing the connection, so it is never sent.
+    """
+
+
+def encode_headers(headers: Mapping[str, str]) -> bytes:
+    """The ``NATS/1.0`` header block (ending in an empty line) for ``headers``."""
+    status = headers.get(STATUS, "")
+    has_status = _STATUS_CODE.fullmatch(status) is not None
+    if has_status:
+        description = headers.get(DESCRIPTION, "")
+        _check_value(DESCRIPTION, description)
+        first = f"NATS/1.0 {status} {description}" if description else f"NATS/1.0 {status}"
+    else:
+        first = "NATS/1.0"
+    parts = [first]
+    for name, value in headers.items():
+        if has_status and name in (STATUS, DESCRIPTION):
+            continue
+        if _TOKEN.fullmatch(name) is None:
+            raise InvalidHeader(f"invalid header name {name[:64]!r}")
+        _check_value(name, value)
+        parts.append(f"{name}: {value}")
+    parts.append("\r\n")
+    return "\r\n".join(parts).encode()
+
+
+def _check_value(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise InvalidHeader(f"header {name!r} holds a line break")
+
+
+def pub_command(
+    subject: str,
+    reply: str,
+    payload: bytes,
+    headers: Mapping[str, str] | None,
+    max_payload: int,
+) -> bytes:
+    """One ``PUB`` (or, with headers, ``HPUB``) command, ready for the socket.
+
+    ``subject`` and ``reply`` must already be valid subjects. Raises
+    PayloadTooLarge when headers and payload exceed ``max_payload`` bytes.
+    """
+    if not headers:
+        if len(payload) > max_payload:
+            raise PayloadTooLarge(f"{len(payload)} bytes exceed max_payload {max_payload}")
+        if reply:
+            head = f"PUB {subject} {reply} {len(payload)}\r\n"
+        else:
+            head = f"PUB {subject} {len(payload)}\r\n"
+        return head.encode() + payload + _CRLF
+    block = encode_headers(headers)
+    size = len(block) + len(payload)
+    if size > max_payload:
+        raise PayloadTooLarge(f"{size} bytes exceed max_payload {max_payload}")
+    if reply:
+        head = f"HPUB {subject} {reply} {len(block)} {size}\r\n"
+    else:
+        head = f"HPUB {subject} {len(block)} {size}\r\n"
+    return head.encode() + block + payload + _CRLF
