@@ -42,10 +42,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import broker as bb  # noqa: E402
-import mqttload as ml  # noqa: E402
+import broker as bb
+import mqttload as ml
 
-from tests.integration.tls.pki import make_pki  # noqa: E402
+from tests.integration.tls.pki import make_pki
 
 HOST = bb.HOST
 PAYLOAD = b"x" * 64
