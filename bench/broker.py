@@ -23,12 +23,24 @@ to every figure is the broker's CPU (utime+stime from /proc/<pid>/stat over the 
 the load generator's (process CPU of its workers over the same window), in % of one core,
 so one can tell whether the broker or the load generator was the limit.
 
+Modes (``--mode``):
+
+- ``embedded`` (the default): nats-server, then jetgate in embedded mode (its own log), each
+  started, run through all scenarios and stopped in turn.
+- ``upstream``: ONE nats-server (JetStream + MQTT, the reference) and jetgate in upstream
+  mode in front of that same server (``upstream { urls: ["nats://..."] }``, jetgate's own
+  ``listen`` and ``mqtt { listen }``). Each scenario runs against the server's MQTT listener,
+  then against jetgate's, in the same run. jetgate's figures carry its own CPU (``cpu``)
+  and the nats-server's over the same window (``nats-server cpu``): both do the work. Before
+  each ``conns`` run both processes are restarted, so the RSS baselines are fresh; the
+  jetgate memory figure is jetgate's RSS, with the nats-server's in the note.
+
 Output: one line per figure, ``<scenario>: nats-server <value> (...) | jetgate <value> (...)
 | ratio <jetgate/nats-server>``; ``jetgate: MQTT not available`` when its MQTT listener
 does not answer a CONNECT with a CONNACK.
 
-Run: ``.venv/bin/python bench/broker.py [--only nats|jetgate] [--seconds 5]
-[--scenarios qos0,qos1,fanout,latency,conns]``
+Run: ``.venv/bin/python bench/broker.py [--mode embedded|upstream] [--only nats|jetgate]
+[--seconds 5] [--scenarios qos0,qos1,fanout,latency,conns]``
 """
 
 from __future__ import annotations
@@ -86,6 +98,7 @@ class Broker:
     name: str
     argv_of: Callable[[Path], list[str]]
     ready_timeout: float
+    upstream: Broker | None = None  # upstream mode: the nats-server this jetgate fronts
     tmp: Path = Path()
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
@@ -98,12 +111,19 @@ class Broker:
         self.mqtt_port = free_port()
         conf = self.tmp / "bench.conf"
         store = self.tmp / "store"
-        conf.write_text(
-            "server_name: bench\n"
-            f"listen: {HOST}:{self.port}\n"
-            f'jetstream {{ store_dir: "{store}" }}\n'
-            f"mqtt {{ listen: {HOST}:{self.mqtt_port} }}\n"
-        )
+        if self.upstream is None:
+            conf.write_text(
+                "server_name: bench\n"
+                f"listen: {HOST}:{self.port}\n"
+                f'jetstream {{ store_dir: "{store}" }}\n'
+                f"mqtt {{ listen: {HOST}:{self.mqtt_port} }}\n"
+            )
+        else:
+            conf.write_text(
+                f"listen: {HOST}:{self.port}\n"
+                f"mqtt {{ listen: {HOST}:{self.mqtt_port} }}\n"
+                f'upstream {{ urls: ["nats://{HOST}:{self.upstream.port}"] }}\n'
+            )
         log = open(self.tmp / "broker.log", "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             self.argv_of(conf),
@@ -148,6 +168,38 @@ class Broker:
         assert self.proc is not None
         return self.proc.pid
 
+    def log_count(self, needle: str) -> int:
+        """Lines of the broker's log holding ``needle``."""
+        try:
+            text = (self.tmp / "broker.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(1 for line in text.splitlines() if needle in line)
+
+    def await_mqtt(self, limit: float = 15.0) -> bool:
+        """Waits until the broker answers an MQTT CONNECT again (jetgate refuses CONNECTs while
+        its upstream connection is down); prints a note when it had to wait."""
+        t0 = time.monotonic()
+        while self.running:
+            if ml.probe(HOST, self.mqtt_port, timeout=2.0):
+                waited = time.monotonic() - t0
+                if waited > 0.5:
+                    print(f"  note: {self.name} refused MQTT for {waited:.1f} s", file=sys.stderr)
+                return True
+            if time.monotonic() - t0 > limit:
+                break
+            time.sleep(0.2)
+        print(f"  note: {self.name} not answering MQTT after {limit:g} s", file=sys.stderr)
+        return False
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def upstream_cpu_seconds(self) -> float | None:
+        """The upstream nats-server's CPU seconds (upstream mode), else None."""
+        return None if self.upstream is None else self.upstream.cpu_seconds()
+
     def cpu_seconds(self) -> float:
         """utime + stime of the broker process, from /proc/<pid>/stat."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
@@ -191,6 +243,7 @@ class Window:
     results: list[dict[str, Any]]
     broker_cpu: float  # seconds
     loadgen_cpu: float  # seconds, sum over workers
+    upstream_cpu: float | None = None  # seconds, the nats-server behind jetgate (upstream mode)
 
     def total(self, key: str) -> int:
         return sum(int(r.get(key, 0)) for r in self.results)
@@ -202,6 +255,10 @@ class Window:
     @property
     def loadgen_pct(self) -> float:
         return 100.0 * self.loadgen_cpu / self.seconds
+
+    @property
+    def upstream_pct(self) -> float | None:
+        return None if self.upstream_cpu is None else 100.0 * self.upstream_cpu / self.seconds
 
 
 def _worker_entry(fn: Callable[..., None], args: tuple[Any, ...], ctl: ml.Control) -> None:
@@ -286,13 +343,16 @@ def measure(
     """Run ``jobs`` for one window of ``seconds``; broker CPU is sampled at the window's edges."""
     with workers(jobs) as h:
         h.wait_ready()
+        up0 = broker.upstream_cpu_seconds()
         cpu0 = broker.cpu_seconds()
         t0 = h.go()
         time.sleep(max(0.0, t0 + seconds - time.monotonic()))
         cpu1 = broker.cpu_seconds()
+        up1 = broker.upstream_cpu_seconds()
         elapsed = time.monotonic() - t0
         results = h.collect(timeout=30.0)
-    return Window(elapsed, results, cpu1 - cpu0, sum(float(r["cpu"]) for r in results))
+    up = None if up0 is None or up1 is None else up1 - up0
+    return Window(elapsed, results, cpu1 - cpu0, sum(float(r["cpu"]) for r in results), up)
 
 
 # -- scenarios --------------------------------------------------------------------------------
@@ -308,6 +368,7 @@ class Figure:
     loadgen_pct: float | None = None
     note: str = ""
     fmt: str = "{:,.0f}"
+    upstream_pct: float | None = None  # the nats-server behind jetgate (upstream mode)
 
     def text(self) -> str:
         if self.value is None:
@@ -316,6 +377,8 @@ class Figure:
         cpu = []
         if self.broker_pct is not None:
             cpu.append(f"cpu {self.broker_pct:.0f}%")
+        if self.upstream_pct is not None:
+            cpu.append(f"nats-server cpu {self.upstream_pct:.0f}%")
         if self.loadgen_pct is not None:
             cpu.append(f"loadgen cpu {self.loadgen_pct:.0f}%")
         if cpu or self.note:
@@ -339,6 +402,26 @@ def settle(broker: Broker, seconds: float = 0.5) -> None:
     time.sleep(seconds)
 
 
+def quiesce(brokers: list[Broker], limit: float = 20.0, idle_pct: float = 10.0) -> None:
+    """Waits until the running ``brokers`` together use under ``idle_pct`` of a core (two
+    0.25 s samples in a row), at most ``limit`` seconds: upstream mode shares one nats-server,
+    and a backlog jetgate still forwards after a window would land in the next scenario's
+    subscribers (``bench/#``) and CPU figures."""
+    running = [b for b in brokers if b.running]
+    deadline = time.monotonic() + limit
+    calm = 0
+    last = sum(b.cpu_seconds() for b in running)
+    while time.monotonic() < deadline and calm < 2:
+        time.sleep(0.25)
+        with contextlib.suppress(OSError):
+            now = sum(b.cpu_seconds() for b in running)
+            calm = calm + 1 if now - last < 0.25 * idle_pct / 100.0 else 0
+            last = now
+    if calm < 2:
+        names = ", ".join(b.name for b in running)
+        print(f"  note: {names} still busy after {limit:g} s", file=sys.stderr, flush=True)
+
+
 def scenario_qos0(b: Broker, o: Options) -> dict[str, Figure]:
     payload = ml.payload_of(PAYLOAD_SIZE)
     shape = ml.Shape.of(ml.publish_packet(ml.publisher_topic(0), payload))
@@ -353,7 +436,12 @@ def scenario_qos0(b: Broker, o: Options) -> dict[str, Figure]:
     sent = w.total("sent") / w.seconds
     return {
         "qos0 fan-in": Figure(
-            rate, "msgs/s", w.broker_pct, w.loadgen_pct, note=f"published {sent:,.0f}/s"
+            rate,
+            "msgs/s",
+            w.broker_pct,
+            w.loadgen_pct,
+            note=f"published {sent:,.0f}/s",
+            upstream_pct=w.upstream_pct,
         )
     }
 
@@ -372,7 +460,12 @@ def scenario_qos1(b: Broker, o: Options) -> dict[str, Figure]:
     acked = w.total("acked") / w.seconds
     return {
         "qos1 end-to-end": Figure(
-            rate, "msgs/s", w.broker_pct, w.loadgen_pct, note=f"puback'd {acked:,.0f}/s"
+            rate,
+            "msgs/s",
+            w.broker_pct,
+            w.loadgen_pct,
+            note=f"puback'd {acked:,.0f}/s",
+            upstream_pct=w.upstream_pct,
         )
     }
 
@@ -392,7 +485,12 @@ def scenario_fanout(b: Broker, o: Options) -> dict[str, Figure]:
     sent = w.total("sent") / w.seconds
     return {
         f"fan-out 1->{o.fanout_subs}": Figure(
-            rate, "msgs/s", w.broker_pct, w.loadgen_pct, note=f"published {sent:,.0f}/s"
+            rate,
+            "msgs/s",
+            w.broker_pct,
+            w.loadgen_pct,
+            note=f"published {sent:,.0f}/s",
+            upstream_pct=w.upstream_pct,
         )
     }
 
@@ -415,7 +513,9 @@ def scenario_latency(b: Broker, o: Options) -> dict[str, Figure]:
             continue
         lost = sent - len(lat)
         note = f"{len(lat):,} samples" + (f", {lost} not delivered in window" if lost else "")
-        out[name + " p50"] = Figure(_pct(lat, 0.50), "us", w.broker_pct, w.loadgen_pct, note)
+        out[name + " p50"] = Figure(
+            _pct(lat, 0.50), "us", w.broker_pct, w.loadgen_pct, note, upstream_pct=w.upstream_pct
+        )
         out[name + " p99"] = Figure(_pct(lat, 0.99), "us", note=f"max {lat[-1] / 1000:,.0f} us")
         settle(b, 0.2)
     return out
@@ -427,6 +527,7 @@ def scenario_conns(b: Broker, o: Options) -> dict[str, Figure]:
         print(f"  note: {b.name} fd limit {limit} < {o.conns} connections", file=sys.stderr)
     time.sleep(1.0)
     rss0 = b.rss_bytes()
+    up_rss0 = b.upstream.rss_bytes() if b.upstream is not None else 0
     groups = 2
     ctx = mp.get_context("fork")
     hold = ctx.Event()
@@ -437,21 +538,32 @@ def scenario_conns(b: Broker, o: Options) -> dict[str, Figure]:
     try:
         with workers(jobs) as h:
             h.wait_ready()
+            up0 = b.upstream_cpu_seconds()
             cpu0 = b.cpu_seconds()
             h.go()
             results = h.collect(timeout=90.0)
             cpu1 = b.cpu_seconds()
+            up1 = b.upstream_cpu_seconds()
             elapsed = max(float(r["elapsed"]) for r in results)
             connected = sum(int(r["connected"]) for r in results)
             failed = sum(int(r["failed"]) for r in results)
             time.sleep(2.0)  # let the broker finish per-connection setup before sampling
             rss1 = b.rss_bytes()
+            up_rss1 = b.upstream.rss_bytes() if b.upstream is not None else 0
             hold.set()
     finally:
         hold.set()
     loadgen = sum(float(r["cpu"]) for r in results)
     note = f"{connected:,} open" + (f", {failed} failed" if failed else "")
     per_conn = (rss1 - rss0) / connected if connected else None
+    mem_note = f"RSS {rss0 / 2**20:,.0f} -> {rss1 / 2**20:,.0f} MiB, fd limit {limit}"
+    if b.upstream is not None:
+        up_per_conn = (up_rss1 - up_rss0) / connected / 1024 if connected else 0.0
+        mem_note += (
+            f"; nats-server RSS {up_rss0 / 2**20:,.0f} -> {up_rss1 / 2**20:,.0f} MiB"
+            f" ({up_per_conn:,.1f} KiB/conn)"
+        )
+    up_pct = None if up0 is None or up1 is None or not elapsed else 100.0 * (up1 - up0) / elapsed
     return {
         f"connect {o.conns:,}": Figure(
             connected / elapsed if elapsed else None,
@@ -459,11 +571,12 @@ def scenario_conns(b: Broker, o: Options) -> dict[str, Figure]:
             100.0 * (cpu1 - cpu0) / elapsed,
             100.0 * loadgen / elapsed,
             note,
+            upstream_pct=up_pct,
         ),
         "memory per idle conn": Figure(
             None if per_conn is None else per_conn / 1024,
             "KiB",
-            note=f"RSS {rss0 / 2**20:,.0f} -> {rss1 / 2**20:,.0f} MiB, fd limit {limit}",
+            note=mem_note,
             fmt="{:,.1f}",
         ),
     }
@@ -478,23 +591,42 @@ RUNNERS: dict[str, Callable[[Broker, Options], dict[str, Figure]]] = {
 }
 
 
+def start_broker(broker: Broker) -> bool:
+    """Starts ``broker``; on failure prints why (its log's tail) and returns False."""
+    print(f"{broker.name}: starting", file=sys.stderr, flush=True)
+    if not broker.start():
+        tail = broker.log_tail()
+        print(f"{broker.name}: MQTT not available", file=sys.stderr)
+        if tail:
+            print("  " + tail.replace("\n", "\n  "), file=sys.stderr)
+        return False
+    print(
+        f"{broker.name}: pid {broker.pid}, mqtt {HOST}:{broker.mqtt_port}, "
+        f"fd limit {broker.nofile_limit()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
+
+
+def run_scenario(broker: Broker, name: str, o: Options) -> dict[str, Figure]:
+    """One scenario against a running broker; its figures, also printed to stderr."""
+    try:
+        got = RUNNERS[name](broker, o)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"{broker.name} {name}: failed: {exc}", file=sys.stderr)
+        got = {name: Figure(None, "", note=f"failed: {str(exc).splitlines()[0]}")}
+    for key, fig in got.items():
+        print(f"  {broker.name} {key}: {fig.text()}", file=sys.stderr, flush=True)
+    return got
+
+
 def run_broker(broker: Broker, scenarios: list[str], o: Options) -> dict[str, Figure]:
     """All scenarios against one broker; a broker that does not answer MQTT yields no figures."""
     figures: dict[str, Figure] = {}
-    print(f"{broker.name}: starting", file=sys.stderr, flush=True)
     try:
-        if not broker.start():
-            tail = broker.log_tail()
-            print(f"{broker.name}: MQTT not available", file=sys.stderr)
-            if tail:
-                print("  " + tail.replace("\n", "\n  "), file=sys.stderr)
+        if not start_broker(broker):
             return figures
-        print(
-            f"{broker.name}: pid {broker.pid}, mqtt {HOST}:{broker.mqtt_port}, "
-            f"fd limit {broker.nofile_limit()}",
-            file=sys.stderr,
-            flush=True,
-        )
         for i, name in enumerate(scenarios):
             if name == "conns" and i > 0:
                 # a fresh process, so the RSS baseline is not the previous scenarios' heap
@@ -502,14 +634,7 @@ def run_broker(broker: Broker, scenarios: list[str], o: Options) -> dict[str, Fi
                 if not broker.start():
                     print(f"{broker.name}: did not restart for conns", file=sys.stderr)
                     break
-            try:
-                got = RUNNERS[name](broker, o)
-            except (RuntimeError, TimeoutError, OSError) as exc:
-                print(f"{broker.name} {name}: failed: {exc}", file=sys.stderr)
-                got = {name: Figure(None, "", note=f"failed: {str(exc).splitlines()[0]}")}
-            for key, fig in got.items():
-                print(f"  {broker.name} {key}: {fig.text()}", file=sys.stderr, flush=True)
-            figures.update(got)
+            figures.update(run_scenario(broker, name, o))
             if broker.proc is not None and broker.proc.poll() is not None:
                 print(f"{broker.name}: exited during {name}", file=sys.stderr)
                 break
@@ -517,6 +642,78 @@ def run_broker(broker: Broker, scenarios: list[str], o: Options) -> dict[str, Fi
     finally:
         broker.stop()
     return figures
+
+
+def run_upstream(
+    nats: Broker, gate: Broker | None, scenarios: list[str], o: Options, reference: bool = True
+) -> dict[str, dict[str, Figure]]:
+    """Upstream mode: one nats-server, jetgate (``gate``, upstream mode) in front of it; each
+    scenario against the server's MQTT listener (if ``reference``), then against jetgate's.
+
+    Before a ``conns`` run both processes are restarted (nats-server first, jetgate pointed at
+    its new port), so neither RSS baseline holds the earlier scenarios' heap or sessions.
+    """
+    results: dict[str, dict[str, Figure]] = {}
+    if reference:
+        results[nats.name] = {}
+    if gate is not None:
+        results[gate.name] = {}
+
+    def fresh() -> tuple[bool, bool]:
+        """(re)starts nats-server, then jetgate; which of the two answer MQTT."""
+        if gate is not None:
+            gate.stop()
+        nats.stop()
+        if not start_broker(nats):
+            return False, False
+        return True, gate is not None and start_broker(gate)
+
+    try:
+        nats_ok, gate_ok = fresh()
+        if not nats_ok:
+            return results
+        for i, name in enumerate(scenarios):
+            if reference:
+                if name == "conns" and i > 0:
+                    nats_ok, gate_ok = fresh()
+                    if not nats_ok:
+                        print(f"{nats.name}: did not restart for conns", file=sys.stderr)
+                        break
+                results[nats.name].update(run_scenario(nats, name, o))
+                if not nats.running:
+                    print(f"{nats.name}: exited during {name}", file=sys.stderr)
+                    break
+                quiesce([nats, gate] if gate is not None else [nats])
+            if gate is None or not gate_ok:
+                continue
+            if name == "conns" and (reference or i > 0):
+                nats_ok, gate_ok = fresh()
+                if not nats_ok or not gate_ok:
+                    print(f"{gate.name}: did not restart for conns", file=sys.stderr)
+                    break
+            gate.await_mqtt()
+            slow0 = nats.log_count("Slow Consumer")
+            got = run_scenario(gate, name, o)
+            results[gate.name].update(got)
+            if not gate.running:
+                print(f"{gate.name}: exited during {name}", file=sys.stderr)
+                gate_ok = False
+            if not nats.running:
+                print(f"{nats.name}: exited during {gate.name} {name}", file=sys.stderr)
+                break
+            quiesce([nats, gate])
+            slow = nats.log_count("Slow Consumer") - slow0
+            if slow:
+                # the server cut jetgate's upstream connection or dropped messages to it
+                print(f"  note: nats-server logged {slow} slow consumer(s)", file=sys.stderr)
+                for fig in got.values():
+                    if fig.broker_pct is not None:
+                        fig.note += f"{', ' if fig.note else ''}{slow} slow consumer(s) upstream"
+    finally:
+        if gate is not None:
+            gate.stop()
+        nats.stop()
+    return results
 
 
 def ratio(a: Figure | None, b: Figure | None) -> str:
@@ -527,6 +724,12 @@ def ratio(a: Figure | None, b: Figure | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument(
+        "--mode",
+        choices=("embedded", "upstream"),
+        default="embedded",
+        help="jetgate on its own log (embedded) or in front of the reference nats-server",
+    )
     p.add_argument("--only", choices=("nats", "jetgate"))
     p.add_argument("--seconds", type=float, default=5.0, help="length of each window")
     p.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -557,23 +760,35 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    brokers = []
-    if args.only in (None, "nats"):
-        brokers.append(Broker("nats-server", nats_server_argv, ready_timeout=20.0))
-    if args.only in (None, "jetgate"):
-        brokers.append(Broker("jetgate", jetgate_argv, ready_timeout=5.0))
     results: dict[str, dict[str, Figure]] = {}
-    try:
-        for b in brokers:
-            results[b.name] = run_broker(b, scenarios, o)
-    finally:
-        for b in brokers:
-            b.stop()
+    if args.mode == "upstream":
+        server = Broker("nats-server", nats_server_argv, ready_timeout=20.0)
+        front = None
+        if args.only in (None, "jetgate"):
+            front = Broker("jetgate", jetgate_argv, ready_timeout=15.0, upstream=server)
+        results = run_upstream(server, front, scenarios, o, reference=args.only != "jetgate")
+    else:
+        brokers = []
+        if args.only in (None, "nats"):
+            brokers.append(Broker("nats-server", nats_server_argv, ready_timeout=20.0))
+        if args.only in (None, "jetgate"):
+            brokers.append(Broker("jetgate", jetgate_argv, ready_timeout=5.0))
+        try:
+            for b in brokers:
+                results[b.name] = run_broker(b, scenarios, o)
+        finally:
+            for b in brokers:
+                b.stop()
 
     print(
         f"# {os.cpu_count()} cores, {o.seconds:g} s per window, {PAYLOAD_SIZE}-byte payloads; "
         "cpu = % of one core; ratio = jetgate / nats-server (lower is better for us and KiB)"
     )
+    if args.mode == "upstream":
+        print(
+            "# upstream mode: jetgate in front of the same nats-server whose MQTT listener is the "
+            "reference; jetgate's 'nats-server cpu' is that server's CPU in jetgate's window"
+        )
     keys: list[str] = []
     for figs in results.values():
         keys += [k for k in figs if k not in keys]
