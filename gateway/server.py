@@ -14,8 +14,10 @@ import string
 from typing import Any
 
 from conf.errors import ConfigError
+from gateway.accounts import Accounts
+from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.users import UserTable
-from gateway.backend import Backend, BackendError, open_backend
+from gateway.backend import Backend, BackendError
 from gateway.bus.api import Bus
 from gateway.listeners.stream import ByteStream, ConnectionHandler
 from gateway.listeners.tcp import TcpListener
@@ -59,6 +61,7 @@ class Gateway:
         self.mqtt: TcpListener | None = None
         self.websocket: WebSocketListener | None = None
         self.broker: MqttBroker | None = None
+        self.accounts: Accounts | None = None
         self.tls: TLSRuntime | None = None
         self._connections = 0
         self._open: dict[ByteStream, asyncio.Task[None] | None] = {}
@@ -71,18 +74,16 @@ class Gateway:
             self.tls = TLSRuntime(options)
         except (ConfigError, TLSError, OSError) as exc:
             raise GatewayError(f"cannot set up TLS: {exc}") from None
+        self.accounts = Accounts(options, self.users, options.server_name or self.server_id)
         try:
-            self.backend = await open_backend(options, options.server_name or self.server_id)
+            space = await self.accounts.start()
         except BackendError as exc:
             raise GatewayError(str(exc)) from None
+        except StoreError as exc:
+            raise GatewayError(f"cannot open the MQTT streams: {exc}") from None
+        self.backend = space.backend
+        self.broker = space.broker
         log.info("%s mode", self.backend.mode)
-        if self.backend.log is not None:
-            self.broker = MqttBroker(options, self.users, self.backend.bus, self.backend.log)
-            try:
-                await self.broker.start()
-            except StoreError as exc:
-                await self.backend.close()
-                raise GatewayError(f"cannot open the MQTT streams: {exc}") from None
         nats_tls = self.tls.nats
         first = nats_tls if nats_tls is not None and nats_tls.options.handshake_first else None
         self.nats = TcpListener(
@@ -151,7 +152,7 @@ class Gateway:
         self._open[stream] = asyncio.current_task()
         try:
             if kind in _MQTT_KINDS and self.broker is not None:
-                await MqttConnection(stream, self.broker).run()
+                await MqttConnection(stream, self.broker, broker_for=self._broker_for).run()
                 return
             identity = ServerIdentity(
                 self.server_id,
@@ -167,11 +168,23 @@ class Gateway:
                 identity,
                 self.needs_nonce,
                 tls=self.tls.nats if self.tls and kind is ConnectionType.STANDARD else None,
+                bus_for=self._bus_for,
             )
             await connection.run()
         finally:
             self._connections -= 1
             self._open.pop(stream, None)
+
+    async def _bus_for(self, account: str) -> Bus:
+        assert self.accounts is not None
+        return (await self.accounts.space(account)).bus
+
+    async def _broker_for(self, account: str) -> MqttBroker:
+        assert self.accounts is not None
+        broker = (await self.accounts.space(account)).broker
+        if broker is None:
+            raise AccountUnavailable(f"account {account!r} has no MQTT broker")
+        return broker
 
     @property
     def bus(self) -> Bus:
@@ -201,10 +214,8 @@ class Gateway:
             _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_DEADLINE)
             for task in late:
                 task.cancel()
-        if self.broker is not None:
-            await self.broker.stop()
-        if self.backend is not None:
-            await self.backend.close()
+        if self.accounts is not None:
+            await self.accounts.close()
         if self.tls is not None:
             await self.tls.stop()
 

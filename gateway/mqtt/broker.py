@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from gateway.auth.users import UserTable
 from gateway.bus.api import Bus, BusError, Msg, NoResponders, Subscription
-from gateway.mqtt.store import MqttStore, StoreError, hash8
+from gateway.mqtt.store import MqttStore, SessionRecord, StoreError
+from gateway.mqtt.store.names import nuid
 from gateway.options.model import Options
 from streams.api import Log
 
@@ -54,7 +55,9 @@ class MqttBroker:
             consumer_inactive_threshold=mqtt.consumer_inactive_threshold,
         )
         self.live: dict[str, MqttConnection] = {}
-        self._holds: dict[str, Subscription] = {}
+        self.gateway_id = nuid()
+        """This gateway's id in session records and on ``$MQTT.takeover.<id>``."""
+        self._takeovers: Subscription | None = None
         self.counters: Counter[str] = Counter()
         self._wills: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
         self._expiries: dict[str, asyncio.TimerHandle] = {}
@@ -64,6 +67,7 @@ class MqttBroker:
     async def start(self) -> None:
         """Create or open the MQTT streams; end the sessions that expired while down."""
         await self.store.start()
+        await self._answer_takeovers()
         await self._adopt_orphans()
         await self.sweep()
         self._sweeper = asyncio.create_task(self._sweep_forever())
@@ -72,6 +76,9 @@ class MqttBroker:
         """Stop timers and close the store (connections are closed by the gateway)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._takeovers is not None:
+            with contextlib.suppress(BusError):
+                await self._takeovers.unsubscribe()
         for handle, _ in self._wills.values():
             handle.cancel()
         for handle in self._expiries.values():
@@ -102,53 +109,57 @@ class MqttBroker:
 
     # -- who holds a client id --------------------------------------------------
 
-    async def claim(self, client_id: str) -> None:
-        """Take ``client_id`` from whichever connection holds it, here or on another gateway.
-
-        [MQTT-3.1.4-3]: the existing connection is closed (5.0 DISCONNECT 0x8E)
-        and has cleaned up before this returns. Other gateways on the same NATS
-        are asked through a request on ``$MQTT.takeover.<hash8>``, which only the
-        gateway holding the client subscribes to.
-        """
+    async def claim_local(self, client_id: str) -> None:
+        """Close this gateway's connection holding ``client_id``, if any ([MQTT-3.1.4-3])."""
         previous = self.live.get(client_id)
         if previous is not None:
             await previous.take_over()
+
+    async def claim_remote(self, record: SessionRecord) -> bool:
+        """Ask the gateway holding ``record``'s session to close its connection.
+
+        True when another gateway gave it up (the record should be read again,
+        as that gateway saved it on the way out). The request goes to the
+        holder's own ``$MQTT.takeover.<gateway id>`` subject.
+        """
+        holder = record.holder
+        if record.disconnected_at is not None or holder is None or holder == self.gateway_id:
+            return False
         try:
             await self.bus.request(
-                TAKEOVER_PREFIX + hash8(client_id), b"", timeout=TAKEOVER_TIMEOUT
+                TAKEOVER_PREFIX + holder, record.client_id.encode(), timeout=TAKEOVER_TIMEOUT
             )
         except NoResponders:
-            pass  # nobody else holds it
+            return False  # that gateway is gone
         except BusError as exc:
-            log.warning("takeover of %r on another gateway: %s", client_id, exc)
+            log.warning("takeover of %r from gateway %s: %s", record.client_id, holder, exc)
+            return False
+        return True
 
-    async def hold(self, client_id: str, connection: MqttConnection) -> None:
-        """``connection`` now holds ``client_id``; answer takeover requests for it."""
+    async def _answer_takeovers(self) -> None:
+        def on_request(msg: Msg) -> None:
+            client_id = msg.payload.decode("utf-8", "replace")
+            connection = self.live.get(client_id) if client_id else None
+
+            async def answer() -> None:
+                if connection is not None:
+                    await connection.take_over()
+                if msg.reply:
+                    self.bus.publish(msg.reply, b"released" if connection else b"alive")
+
+            self.spawn(answer())
+
+        self._takeovers = await self.bus.subscribe(TAKEOVER_PREFIX + self.gateway_id, on_request)
+
+    def hold(self, client_id: str, connection: MqttConnection) -> None:
+        """``connection`` now holds ``client_id``."""
         self.live[client_id] = connection
 
-        def on_takeover(msg: Msg) -> None:
-            if self.live.get(client_id) is not connection:
-                return
-
-            async def take_over_and_answer() -> None:
-                await connection.take_over()
-                if msg.reply:
-                    self.bus.publish(msg.reply, b"taken over")
-
-            self.spawn(take_over_and_answer())
-
-        subject = TAKEOVER_PREFIX + hash8(client_id)
-        self._holds[client_id] = await self.bus.subscribe(subject, on_takeover)
-
-    async def release(self, client_id: str, connection: MqttConnection) -> bool:
+    def release(self, client_id: str, connection: MqttConnection) -> bool:
         """``connection`` no longer holds ``client_id``; False if it did not hold it."""
         if self.live.get(client_id) is not connection:
             return False
         del self.live[client_id]
-        sub = self._holds.pop(client_id, None)
-        if sub is not None:
-            with contextlib.suppress(BusError):
-                await sub.unsubscribe()
         return True
 
     # -- wills -------------------------------------------------------------
@@ -207,12 +218,24 @@ class MqttBroker:
         now = time.time()
         for record in await self.store.sessions():
             if record.disconnected_at is None and record.client_id not in self.live:
+                if await self._holder_alive(record):
+                    continue
                 try:
                     await self.store.save_session(replace(record, disconnected_at=now))
                 except StoreError as exc:
                     log.warning("cannot adopt MQTT session %r: %s", record.client_id, exc)
                     continue
                 self.schedule_expiry(record.client_id, record.expiry_interval)
+
+    async def _holder_alive(self, record: SessionRecord) -> bool:
+        """Whether the gateway that holds ``record`` still answers (upstream mode)."""
+        if record.holder is None or record.holder == self.gateway_id:
+            return False
+        try:
+            await self.bus.request(TAKEOVER_PREFIX + record.holder, b"", timeout=1.0)
+        except BusError:
+            return False
+        return True
 
     async def sweep(self) -> None:
         """End offline sessions whose expiry passed (also those of a previous run)."""

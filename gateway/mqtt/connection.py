@@ -14,9 +14,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.jwt import is_jwt
 from gateway.auth.users import ANONYMOUS, AuthenticationFailed, Credentials, Identity
 from gateway.bus.api import BusError
@@ -65,9 +66,15 @@ class ConnectionClosed(Exception):
 class MqttConnection:
     """Serves one MQTT client until it leaves, is taken over or is closed."""
 
-    def __init__(self, stream: ByteStream, broker: MqttBroker) -> None:
+    def __init__(
+        self,
+        stream: ByteStream,
+        broker: MqttBroker,
+        broker_for: Callable[[str], Awaitable[MqttBroker]] | None = None,
+    ) -> None:
         self.stream = stream
         self.broker = broker
+        self._broker_for = broker_for
         self.options = broker.options
         self.cid = stream.info.id
         self.session = MqttSession(max_packet_size=self.options.max_payload)
@@ -187,6 +194,12 @@ class MqttConnection:
             client_id = "jetgate-" + secrets.token_urlsafe(12)
             assigned = True
         self.identity = await self._authenticate(packet)
+        if self._broker_for is not None:
+            try:
+                self.broker = await self._broker_for(self.identity.account)  # account isolation
+            except AccountUnavailable as exc:
+                log.warning("mqtt cid:%d: %s", self.cid, exc)
+                await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(exc))
         self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
         will = packet.will
         if will is not None:
@@ -203,11 +216,13 @@ class MqttConnection:
         broker = self.broker
         if not broker.bus.connected:
             await self._refuse(ReasonCode.SERVER_UNAVAILABLE, "the upstream NATS is unreachable")
-        await broker.claim(client_id)  # [MQTT-3.1.4-3]
+        await broker.claim_local(client_id)  # [MQTT-3.1.4-3]
         broker.cancel_will(client_id)
         broker.cancel_expiry(client_id)
         try:
             record = await broker.store.load_session(client_id)
+            if record is not None and await broker.claim_remote(record):
+                record = await broker.store.load_session(client_id)
         except SessionCollision:
             await self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id hash collision")
         present = False
@@ -226,13 +241,14 @@ class MqttConnection:
                 pending_pubrel=record.pending_pubrel if record else (),
                 disconnected_at=None,
                 revision=record.revision if record else 0,
+                holder=broker.gateway_id,
             )
         )
         self.will = will
         self._keep_alive = packet.keep_alive * 1.5
         session.send(Connack(ReasonCode.SUCCESS, present, self._connack_properties(assigned)))
         session.accept()
-        await broker.hold(client_id, self)
+        broker.hold(client_id, self)
         log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
         if present:
             await self.subs.restore(self.record)
@@ -493,7 +509,7 @@ class MqttConnection:
         await self.stream.close()
         broker = self.broker
         try:
-            if self.client_id and await broker.release(self.client_id, self):
+            if self.client_id and broker.release(self.client_id, self):
                 await self.subs.release()
                 if not self._graceful and self.will is not None:
                     self._schedule_will(self.will)

@@ -14,11 +14,12 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import __version__
+from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.users import AuthenticationFailed, UserTable
 from gateway.bus.api import Bus, BusError, Msg, Subscription
 from gateway.listeners.stream import ByteStream
@@ -68,8 +69,10 @@ class NatsConnection:
         needs_nonce: bool,
         *,
         tls: ListenerTLS | None = None,
+        bus_for: Callable[[str], Awaitable[Bus]] | None = None,
     ) -> None:
         self.stream = stream
+        self._bus_for = bus_for
         self.tls = tls
         self.options = options
         self.users = users
@@ -206,6 +209,12 @@ class NatsConnection:
         except AuthenticationFailed as exc:
             log.warning("cid:%d: authentication error - %s", self.cid, exc.reason)
             return self.session.reject(exc.reason)
+        if self._bus_for is not None:
+            try:
+                self.bus = await self._bus_for(identity.account)  # accounts isolate subjects
+            except AccountUnavailable as exc:
+                log.warning("cid:%d: %s", self.cid, exc)
+                return self.session.reject(str(exc))
         log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
         self._unwatch = self.users.watch(identity, self._authentication_ended)
         return self.session.accept(identity)

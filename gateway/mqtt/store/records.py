@@ -88,6 +88,8 @@ class SessionRecord:
     disconnected_at: float | None = None
     """Unix time of the last disconnect; None while connected."""
     revision: int = 0
+    holder: str | None = None
+    """The id of the gateway whose connection holds the session (while connected)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def encode_session(record: SessionRecord) -> bytes:
         "id": record.client_id,
         "expiry": record.expiry_interval,
         "disconnected_at": record.disconnected_at,
+        "origin": record.holder,
         "pubrel": list(record.pending_pubrel),
         "subs": {f: _sub_to_json(s) for f, s in record.subscriptions.items()},
     }
@@ -186,6 +189,7 @@ def decode_session(data: bytes, revision: int) -> SessionRecord:
         if not isinstance(subs, dict):
             raise StoreError("session record with unreadable subscriptions")
         disconnected = body.get("disconnected_at")
+        holder = body.get("origin")
         return SessionRecord(
             client_id=body["id"],
             expiry_interval=int(body.get("expiry", 0)),
@@ -193,6 +197,7 @@ def decode_session(data: bytes, revision: int) -> SessionRecord:
             pending_pubrel=tuple(int(p) for p in body.get("pubrel") or ()),
             disconnected_at=float(disconnected) if disconnected is not None else None,
             revision=revision,
+            holder=holder if isinstance(holder, str) else None,
         )
     except (ValueError, TypeError) as exc:
         raise StoreError(f"unreadable session record: {exc}") from exc
