@@ -1,8 +1,7 @@
 """Accounts isolate subjects: clients of account A never see account B's messages.
 
-The identity carries the account (checked here for real); the per-account bus
-and MQTT stream wiring in ``gateway/server.py`` is pending, so the isolation
-tests themselves are strict xfails until it lands.
+The identity carries the account, and each account has its own bus, log and
+MQTT broker (``gateway/accounts.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from tests.integration.operator.conftest import Identities, StartGateway
 
 pytestmark = pytest.mark.integration
 
-PENDING = pytest.mark.xfail(strict=True, reason="account isolation wiring pending")
-
 
 async def test_identity_carries_the_account(start: StartGateway, ids: Identities) -> None:
     gateway = await start()
@@ -32,7 +29,6 @@ async def test_identity_carries_the_account(start: StartGateway, ids: Identities
     assert identity.grant is not None and identity.grant.account == ids.key("B")
 
 
-@PENDING
 async def test_nats_clients_of_different_accounts_are_isolated(
     start: StartGateway, ids: Identities
 ) -> None:
@@ -56,7 +52,6 @@ async def test_nats_clients_of_different_accounts_are_isolated(
             await nc.close()
 
 
-@PENDING
 async def test_mqtt_clients_of_different_accounts_are_isolated(
     start: StartGateway, ids: Identities
 ) -> None:
