@@ -110,6 +110,8 @@ class StreamConfig:
     deny_purge: bool = False
     allow_direct: bool = False
     description: str | None = None
+    num_replicas: int = 1
+    """Copies kept in a JetStream cluster (the embedded log is one copy, whatever this says)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subjects", _subjects(self.subjects))

@@ -181,7 +181,7 @@ def stream_config_to_json(config: StreamConfig) -> JSON:
         "deny_delete": config.deny_delete,
         "deny_purge": config.deny_purge,
         "allow_direct": config.allow_direct,
-        "num_replicas": 1,
+        "num_replicas": config.num_replicas,
     }
     if config.discard_new_per_subject:
         out["discard_new_per_subject"] = True
@@ -210,6 +210,7 @@ def stream_config_from_json(cfg: Mapping[str, Any]) -> StreamConfig:
         deny_purge=bool(cfg.get("deny_purge", False)),
         allow_direct=bool(cfg.get("allow_direct", False)),
         description=cfg.get("description"),
+        num_replicas=int(cfg.get("num_replicas", 1)),
     )
 
 

@@ -191,11 +191,13 @@ class MqttStore:
                 subjects=(sess_subject,),
                 max_msgs_per_subject=1,
                 allow_direct=True,
+                num_replicas=self.replicas,
             ),
             StreamConfig(
                 name=MSGS_STREAM,
                 subjects=(MSGS_PREFIX + ">",),
                 retention=RetentionPolicy.INTEREST,
+                num_replicas=self.replicas,
             ),
             StreamConfig(
                 name=QOS2_STREAM,
@@ -204,12 +206,14 @@ class MqttStore:
                 discard=DiscardPolicy.NEW,
                 discard_new_per_subject=True,
                 allow_direct=True,
+                num_replicas=self.replicas,
             ),
             StreamConfig(
                 name=RETAINED_STREAM,
                 subjects=(RETAINED_PREFIX + ">",),
                 max_msgs_per_subject=1,
                 allow_direct=True,
+                num_replicas=self.replicas,
             ),
         ]
 
