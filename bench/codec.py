@@ -84,8 +84,10 @@ def main() -> None:
             enc = encode_rate(packets, version, args.rounds)
             results[kind, version] = (dec, enc)
             label = "QoS 0 PUBLISH" if kind == "qos0" else "QoS 1 PUBLISH+PUBACK"
-            print(f"{label:22} v{version}: decode {dec:>12,.0f} packets/s   "
-                  f"encode {enc:>12,.0f} packets/s   ({len(stream) / len(packets):.0f} B/packet)")
+            print(
+                f"{label:22} v{version}: decode {dec:>12,.0f} packets/s   "
+                f"encode {enc:>12,.0f} packets/s   ({len(stream) / len(packets):.0f} B/packet)"
+            )
     single = [p.encode(4) for p in make_packets("qos0", args.packets // 4)]
 
     def one_per_feed() -> int:
@@ -94,8 +96,10 @@ def main() -> None:
             dec.feed(raw)
         return len(single)
 
-    print(f"QoS 0 PUBLISH, one packet per feed() v4: decode "
-          f"{best_rate(one_per_feed, args.rounds):>12,.0f} packets/s")
+    print(
+        f"QoS 0 PUBLISH, one packet per feed() v4: decode "
+        f"{best_rate(one_per_feed, args.rounds):>12,.0f} packets/s"
+    )
     dec, enc = results["qos0", 4]
     print(f"decode: {dec:.0f} packets/s")
     print(f"encode: {enc:.0f} packets/s")

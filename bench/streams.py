@@ -61,7 +61,9 @@ async def consume_acking_over_bus(log: Log, stream: str, n: int) -> float:
     start = time.perf_counter()
     await log.add_consumer(
         stream,
-        ConsumerConfig(durable_name="bench", deliver_subject="bench.deliver", max_ack_pending=20000),
+        ConsumerConfig(
+            durable_name="bench", deliver_subject="bench.deliver", max_ack_pending=20000
+        ),
     )
     await asyncio.wait_for(done, 120)
     await bus.flush()

@@ -116,11 +116,18 @@ class StreamKeyValue(KeyValue):
 
     # -- entries ----------------------------------------------------------------
 
-    def _entry(self, subject: str, data: bytes, headers: Mapping[str, str] | None,
-               seq: int, time: int, delta: int = 0) -> KeyValueEntry:
+    def _entry(
+        self,
+        subject: str,
+        data: bytes,
+        headers: Mapping[str, str] | None,
+        seq: int,
+        time: int,
+        delta: int = 0,
+    ) -> KeyValueEntry:
         return KeyValueEntry(
             bucket=self.bucket,
-            key=subject[len(self._prefix):],
+            key=subject[len(self._prefix) :],
             value=data,
             revision=seq,
             operation=_op(headers),
@@ -269,7 +276,11 @@ class StreamKeyWatcher(KeyWatcher):
             self._initial_done = True
             self._marker_due = True
         entry = self._kv._entry(
-            msg.subject, msg.payload, msg.headers, meta.stream_seq, meta.timestamp,
+            msg.subject,
+            msg.payload,
+            msg.headers,
+            meta.stream_seq,
+            meta.timestamp,
             meta.num_pending,
         )
         if self._ignore_deletes and entry.operation is not KeyValueOp.PUT:

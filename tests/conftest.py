@@ -39,8 +39,16 @@ class NatsServer:
         if not NATS_SERVER.exists():
             pytest.skip(f"nats-server not installed at {NATS_SERVER}")
         self.proc = subprocess.Popen(
-            [str(NATS_SERVER), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.store_dir)],
+            [
+                str(NATS_SERVER),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.store_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -48,9 +56,10 @@ class NatsServer:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
-            ) as conn:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn,
+            ):
                 # The INFO line is sent once the client listener is really up.
                 if conn.recv(4).startswith(b"INFO"):
                     return

@@ -96,11 +96,7 @@ class Consumer:
         store = self.stream.store
         policy = cfg.deliver_policy
         if policy is DeliverPolicy.LAST_PER_SUBJECT:
-            seqs = sorted(
-                st[2]
-                for subject, st in store.subjects.items()
-                if self.matches(subject)
-            )
+            seqs = sorted(st[2] for subject, st in store.subjects.items() if self.matches(subject))
             self.ready.extend(seqs)
             self.live = True
             self.num_pending = len(seqs)
@@ -133,9 +129,7 @@ class Consumer:
         if not self._filters:
             self.num_pending = sum(1 for s in msgs if s >= start)
         else:
-            self.num_pending = sum(
-                1 for s, e in msgs.items() if s >= start and self.matches(e[0])
-            )
+            self.num_pending = sum(1 for s, e in msgs.items() if s >= start and self.matches(e[0]))
         self.kick()
 
     # -- stream events (sequence stored / removed) -----------------------------------
@@ -384,8 +378,11 @@ class Consumer:
             "dseq": self.dseq,
             "sseq": self.sseq,
             "next": (self.sseq + 1) if self.live else self.next_scan,
-            "sparse": list(self.ready) if self.live and self.config.deliver_policy
-            is DeliverPolicy.LAST_PER_SUBJECT and self.ready and self.ready[0] <= self.sseq
+            "sparse": list(self.ready)
+            if self.live
+            and self.config.deliver_policy is DeliverPolicy.LAST_PER_SUBJECT
+            and self.ready
+            and self.ready[0] <= self.sseq
             else None,
             "pending": [[s, p[_CSEQ], p[_COUNT]] for s, p in self.pending.items()],
         }

@@ -262,8 +262,9 @@ class EmbeddedLog(Log):
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {d}: {exc}") from exc
-        _write_json(d / "meta.json", {"config": _config_dict(stream.config),
-                                      "created": stream.created})
+        _write_json(
+            d / "meta.json", {"config": _config_dict(stream.config), "created": stream.created}
+        )
 
     async def add_stream(self, config: StreamConfig) -> StreamInfo:
         self._check_open()
@@ -271,7 +272,9 @@ class EmbeddedLog(Log):
         existing = self._streams.get(config.name)
         if existing is not None:
             if existing.config != config:
-                raise StreamNameInUse(f"stream name already in use with a different configuration: {config.name}")
+                raise StreamNameInUse(
+                    f"stream name already in use with a different configuration: {config.name}"
+                )
             return self._stream_info(existing)
         self._check_overlap(config)
         stream = self._make_stream(config, time.time_ns())
@@ -614,8 +617,15 @@ class EmbeddedLog(Log):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {path.parent}: {exc}") from exc
-        _write_json(path, {"name": c.name, "config": _config_dict(c.config),
-                           "created": c.created, "state": c.snapshot()})
+        _write_json(
+            path,
+            {
+                "name": c.name,
+                "config": _config_dict(c.config),
+                "created": c.created,
+                "state": c.snapshot(),
+            },
+        )
 
     def _mark_dirty(self, c: Consumer) -> None:
         self._dirty_consumers.add(c)

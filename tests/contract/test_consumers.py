@@ -30,7 +30,9 @@ async def _stream(log: Log, n: int = 0, **kw: object) -> None:
 async def test_deliver_all_pushes_subject_payload_headers_and_metadata(log: Log) -> None:
     await _stream(log, 3)
     inbox = await Inbox.create(log)
-    info = await log.add_consumer("S", ConsumerConfig(durable_name="C", deliver_subject=inbox.subject))
+    info = await log.add_consumer(
+        "S", ConsumerConfig(durable_name="C", deliver_subject=inbox.subject)
+    )
     assert info.name == "C"
     got = await inbox.take(3)
     assert [m.subject for m, _ in got] == ["s.0", "s.1", "s.0"]
@@ -208,7 +210,9 @@ async def test_max_deliver_limits_redeliveries(log: Log) -> None:
     inbox = await Inbox.create(log)
     await log.add_consumer(
         "S",
-        ConsumerConfig(durable_name="C", deliver_subject=inbox.subject, ack_wait=0.3, max_deliver=2),
+        ConsumerConfig(
+            durable_name="C", deliver_subject=inbox.subject, ack_wait=0.3, max_deliver=2
+        ),
     )
     got = await inbox.take(2, timeout=3)
     assert [d.num_delivered for _, d in got] == [1, 2]
@@ -222,7 +226,9 @@ async def test_consumer_create_is_idempotent_and_delete(log: Log) -> None:
     await log.add_consumer("S", cfg)
     assert await log.consumer_names("S") == ["C"]
     with pytest.raises(ConsumerNameInUse):
-        await log.add_consumer("S", ConsumerConfig(durable_name="C", deliver_subject="d.c", ack_wait=20))
+        await log.add_consumer(
+            "S", ConsumerConfig(durable_name="C", deliver_subject="d.c", ack_wait=20)
+        )
     await log.delete_consumer("S", "C")
     with pytest.raises(ConsumerNotFound):
         await log.consumer_info("S", "C")
@@ -245,8 +251,12 @@ async def test_deliver_group_sends_each_message_to_one_member(log: Log) -> None:
     b_sub = await log.bus.subscribe(a.subject, queue="g")
     await log.add_consumer(
         "S",
-        ConsumerConfig(durable_name="C", deliver_subject=a.subject, deliver_group="g",
-                       ack_policy=AckPolicy.NONE),
+        ConsumerConfig(
+            durable_name="C",
+            deliver_subject=a.subject,
+            deliver_group="g",
+            ack_policy=AckPolicy.NONE,
+        ),
     )
     for i in range(20):
         await log.publish("s.q", b"%d" % i)
@@ -266,7 +276,9 @@ async def test_deliver_group_sends_each_message_to_one_member(log: Log) -> None:
 async def test_consumer_resumes_after_reopen(backend: Backend) -> None:
     log = backend.log
     await _stream(log, 5)
-    await log.add_consumer("S", ConsumerConfig(durable_name="C", deliver_subject="resume.c", ack_wait=30))
+    await log.add_consumer(
+        "S", ConsumerConfig(durable_name="C", deliver_subject="resume.c", ack_wait=30)
+    )
     sub = await log.bus.subscribe("resume.c")
     got = [await sub.next_msg(5) for _ in range(5)]
     for m in got[:3]:

@@ -101,8 +101,11 @@ async def test_discard_new_per_subject(log: Log) -> None:
 
 async def test_failed_publish_does_not_break_the_pipeline(log: Log) -> None:
     await log.add_stream(StreamConfig(name="S", subjects=["f"], max_msg_size=4))
-    futs = [log.publish_async("f", b"ok"), log.publish_async("f", b"too big"),
-            log.publish_async("f", b"ok2")]
+    futs = [
+        log.publish_async("f", b"ok"),
+        log.publish_async("f", b"too big"),
+        log.publish_async("f", b"ok2"),
+    ]
     results = await asyncio.gather(*futs, return_exceptions=True)
     assert results[0].seq == 1  # type: ignore[union-attr]
     assert isinstance(results[1], MessageTooLarge)

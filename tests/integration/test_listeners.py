@@ -85,7 +85,9 @@ async def test_tcp_connection_ids_are_unique(tcp: TcpListener, echo: EchoSession
 async def test_websocket_mqtt_subprotocol_makes_an_mqtt_ws_connection(
     ws: WebSocketListener, echo: EchoSessions
 ) -> None:
-    async with connect(f"ws://127.0.0.1:{ws.port}/mqtt", subprotocols=[Subprotocol("mqtt")]) as client:
+    async with connect(
+        f"ws://127.0.0.1:{ws.port}/mqtt", subprotocols=[Subprotocol("mqtt")]
+    ) as client:
         assert client.subprotocol == "mqtt"
         # Two packets in one frame, then one packet split over two frames.
         await client.send(b"\xc0\x00\xc0\x00")
@@ -110,7 +112,9 @@ async def test_websocket_without_subprotocol_is_a_nats_connection(
 async def test_text_frame_on_mqtt_websocket_closes(
     ws: WebSocketListener, echo: EchoSessions
 ) -> None:
-    async with connect(f"ws://127.0.0.1:{ws.port}/mqtt", subprotocols=[Subprotocol("mqtt")]) as client:
+    async with connect(
+        f"ws://127.0.0.1:{ws.port}/mqtt", subprotocols=[Subprotocol("mqtt")]
+    ) as client:
         await client.send("not binary")
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(client.recv(), 5)

@@ -113,20 +113,27 @@ def test_max_payload_sizes(text: str, expected: int) -> None:
         ('mqtt { ack_wait: "2m" }', 120.0),
         ('mqtt { consumer_inactive_threshold: "1h" }', 3600.0),
         ('mqtt { js_api_timeout: "10s" }', 10.0),
-        ('websocket { no_tls: true, handshake_timeout: 5 }', 5.0),
+        ("websocket { no_tls: true, handshake_timeout: 5 }", 5.0),
     ],
 )
 def test_duration_strings(text: str, seconds: float) -> None:
     options = build(text)
-    values = (options.ping_interval, options.write_deadline, options.mqtt.ack_wait,
-              options.mqtt.consumer_inactive_threshold, options.mqtt.js_api_timeout,
-              options.websocket.handshake_timeout)
+    values = (
+        options.ping_interval,
+        options.write_deadline,
+        options.mqtt.ack_wait,
+        options.mqtt.consumer_inactive_threshold,
+        options.mqtt.js_api_timeout,
+        options.websocket.handshake_timeout,
+    )
     assert seconds in values
     assert options.warnings == ()
 
 
 def test_jetstream_block() -> None:
-    options = build('jetstream { store_dir: "/var/js", max_mem: "1G", max_file: 10GB, domain: hub }')
+    options = build(
+        'jetstream { store_dir: "/var/js", max_mem: "1G", max_file: 10GB, domain: hub }'
+    )
     assert options.jetstream.store_dir == "/var/js"
     assert options.jetstream.max_memory == 1 << 30
     assert options.jetstream.max_store == 10 << 30
@@ -134,8 +141,9 @@ def test_jetstream_block() -> None:
     assert options.jetstream.enabled
 
 
-@pytest.mark.parametrize(("value", "enabled"), [("enabled", True), ("disabled", False),
-                                                 ("true", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("enabled", True), ("disabled", False), ("true", True), ("false", False)]
+)
 def test_jetstream_as_a_switch(value: str, enabled: bool) -> None:
     assert build(f"jetstream: {value}\nmqtt {{ port: 0 }}").jetstream.enabled is enabled
 
@@ -172,7 +180,9 @@ def test_the_mqtt_block() -> None:
     assert (mqtt.host, mqtt.port) == ("127.0.0.1", 1884)
     assert (mqtt.ack_wait, mqtt.max_ack_pending) == (45.0, 100)
     assert (mqtt.js_domain, mqtt.stream_replicas) == ("leaf", 3)
-    assert mqtt.consumer_memory_storage and mqtt.reject_qos2_publish and mqtt.downgrade_qos2_subscribe
+    assert (
+        mqtt.consumer_memory_storage and mqtt.reject_qos2_publish and mqtt.downgrade_qos2_subscribe
+    )
     assert mqtt.authorization is not None
     assert (mqtt.authorization.user, mqtt.authorization.password) == ("m", "p")
     assert mqtt.authorization.timeout == 1.5
@@ -233,61 +243,85 @@ def test_two_spellings_of_one_option_are_an_error() -> None:
 # -- errors, each at its key -----------------------------------------------------------------
 
 ERROR_CASES = [
-    ("mqtt {\n  max_ack_pending: 70000\n}",
-     'j.conf:2:3: invalid value 70000 for "max_ack_pending": must be in 0..65535'),
-    ("mqtt { max_ack_pending: -1 }",
-     'j.conf:1:8: invalid value -1 for "max_ack_pending": must be in 0..65535'),
-    ('mqtt { ack_wait: "-5s" }',
-     'j.conf:1:8: invalid ack_wait "-5s": a duration must not be negative'),
-    ('mqtt { ack_wait: "5 parsecs" }',
-     "j.conf:1:8: error parsing ack_wait: invalid duration '5 parsecs': expected a number with "
-     'a unit (ns, us, ms, s, m, h), such as "10s", "1.5h" or "250ms"'),
-    ("mqtt { ack_wait: 5MB }",
-     'j.conf:1:8: error parsing ack_wait: expected a duration such as "10s", got 5MB'),
-    ("mqtt { ack_wait: true }",
-     'j.conf:1:8: error parsing ack_wait: expected a duration such as "10s", got true'),
-    ("ping_interval: -3",
-     "j.conf:1:1: invalid ping_interval -3: a duration must not be negative"),
-    ("prot: 4222",
-     'j.conf:1:1: unknown field "prot" in the top level; did you mean "port"?'),
-    ("xyzzy: 1",
-     'j.conf:1:1: unknown field "xyzzy" in the top level'),
-    ('mqtt {\n  ack_wiat: "1s"\n}',
-     'j.conf:2:3: unknown field "ack_wiat" in the mqtt block; did you mean "ack_wait"?'),
-    ("port: 70000",
-     'j.conf:1:1: invalid port 70000 for "port": must be in 0..65535, or -1 for a random port'),
-    ("listen: host:http",
-     'j.conf:1:1: could not parse address string "host:http": expected host:port'),
-    ("listen: true",
-     'j.conf:1:1: "listen" expects a port or host:port, got true'),
-    ("server_name: 5",
-     'j.conf:1:1: "server_name" must be a string, got 5'),
-    ("debug: 1",
-     'j.conf:1:1: "debug" must be true or false, got 1'),
-    ("max_payload: 4GB",
-     "j.conf:1:1: max_payload value is too big"),
-    ('max_payload: "lots"',
-     'j.conf:1:1: "max_payload" must be a size such as 1048576, 64MiB or "1G", got "lots"'),
-    ("max_connections: -5",
-     'j.conf:1:1: invalid value -5 for "max_connections": must be at least 0'),
-    ("store_dir: /a\njetstream { store_dir: /b }",
-     "j.conf:2:13: Duplicate 'store_dir' configuration (also set at j.conf:1:1)"),
-    ("jetstream: maybe",
-     "j.conf:1:1: Expected 'enabled' or 'disabled' for string value, got 'maybe'"),
-    ("jetstream: false",
-     "j.conf:1:1: mqtt requires JetStream to be enabled in embedded mode"),
-    ("jetstream { max_mem: 1x }",
-     'j.conf:1:13: "max_mem" must be a size such as 1048576, 64MiB or "1G", got "1x"'),
-    ("websocket { port: 8080 }",
-     "j.conf:1:1: websocket requires TLS configuration unless no_tls is true"),
-    ('lame_duck_duration: "10s"',
-     "j.conf:1:1: invalid lame_duck_duration, minimum is 30 seconds"),
-    ('mqtt { authorization { user: a, token: t } }',
-     "j.conf:1:8: Cannot have a user/pass and token"),
-    ('mqtt { authorization { usr: a } }',
-     'j.conf:1:24: unknown field "usr" in the mqtt authorization block; did you mean "user"?'),
-    ("ws { no_tls: true, origins: [1 ] }",
-     'j.conf:1:30: "origins" entries must be strings, got 1'),
+    (
+        "mqtt {\n  max_ack_pending: 70000\n}",
+        'j.conf:2:3: invalid value 70000 for "max_ack_pending": must be in 0..65535',
+    ),
+    (
+        "mqtt { max_ack_pending: -1 }",
+        'j.conf:1:8: invalid value -1 for "max_ack_pending": must be in 0..65535',
+    ),
+    (
+        'mqtt { ack_wait: "-5s" }',
+        'j.conf:1:8: invalid ack_wait "-5s": a duration must not be negative',
+    ),
+    (
+        'mqtt { ack_wait: "5 parsecs" }',
+        "j.conf:1:8: error parsing ack_wait: invalid duration '5 parsecs': expected a number with "
+        'a unit (ns, us, ms, s, m, h), such as "10s", "1.5h" or "250ms"',
+    ),
+    (
+        "mqtt { ack_wait: 5MB }",
+        'j.conf:1:8: error parsing ack_wait: expected a duration such as "10s", got 5MB',
+    ),
+    (
+        "mqtt { ack_wait: true }",
+        'j.conf:1:8: error parsing ack_wait: expected a duration such as "10s", got true',
+    ),
+    ("ping_interval: -3", "j.conf:1:1: invalid ping_interval -3: a duration must not be negative"),
+    ("prot: 4222", 'j.conf:1:1: unknown field "prot" in the top level; did you mean "port"?'),
+    ("xyzzy: 1", 'j.conf:1:1: unknown field "xyzzy" in the top level'),
+    (
+        'mqtt {\n  ack_wiat: "1s"\n}',
+        'j.conf:2:3: unknown field "ack_wiat" in the mqtt block; did you mean "ack_wait"?',
+    ),
+    (
+        "port: 70000",
+        'j.conf:1:1: invalid port 70000 for "port": must be in 0..65535, or -1 for a random port',
+    ),
+    (
+        "listen: host:http",
+        'j.conf:1:1: could not parse address string "host:http": expected host:port',
+    ),
+    ("listen: true", 'j.conf:1:1: "listen" expects a port or host:port, got true'),
+    ("server_name: 5", 'j.conf:1:1: "server_name" must be a string, got 5'),
+    ("debug: 1", 'j.conf:1:1: "debug" must be true or false, got 1'),
+    ("max_payload: 4GB", "j.conf:1:1: max_payload value is too big"),
+    (
+        'max_payload: "lots"',
+        'j.conf:1:1: "max_payload" must be a size such as 1048576, 64MiB or "1G", got "lots"',
+    ),
+    (
+        "max_connections: -5",
+        'j.conf:1:1: invalid value -5 for "max_connections": must be at least 0',
+    ),
+    (
+        "store_dir: /a\njetstream { store_dir: /b }",
+        "j.conf:2:13: Duplicate 'store_dir' configuration (also set at j.conf:1:1)",
+    ),
+    (
+        "jetstream: maybe",
+        "j.conf:1:1: Expected 'enabled' or 'disabled' for string value, got 'maybe'",
+    ),
+    ("jetstream: false", "j.conf:1:1: mqtt requires JetStream to be enabled in embedded mode"),
+    (
+        "jetstream { max_mem: 1x }",
+        'j.conf:1:13: "max_mem" must be a size such as 1048576, 64MiB or "1G", got "1x"',
+    ),
+    (
+        "websocket { port: 8080 }",
+        "j.conf:1:1: websocket requires TLS configuration unless no_tls is true",
+    ),
+    ('lame_duck_duration: "10s"', "j.conf:1:1: invalid lame_duck_duration, minimum is 30 seconds"),
+    (
+        "mqtt { authorization { user: a, token: t } }",
+        "j.conf:1:8: Cannot have a user/pass and token",
+    ),
+    (
+        "mqtt { authorization { usr: a } }",
+        'j.conf:1:24: unknown field "usr" in the mqtt authorization block; did you mean "user"?',
+    ),
+    ("ws { no_tls: true, origins: [1 ] }", 'j.conf:1:30: "origins" entries must be strings, got 1'),
 ]
 
 
@@ -373,13 +407,23 @@ def test_load_options_names_the_file_in_errors(tmp_path: Path) -> None:
     path.write_text("\n\n   prot: 4333\n")
     with pytest.raises(ConfigError) as info:
         load_options(str(path))
-    assert str(info.value) == f'{path}:3:4: unknown field "prot" in the top level; did you mean "port"?'
+    assert (
+        str(info.value)
+        == f'{path}:3:4: unknown field "prot" in the top level; did you mean "port"?'
+    )
 
 
 def test_with_overrides_applies_flags_over_the_file() -> None:
     options = build("port: 4333\nmqtt { port: 1999 }\njetstream { store_dir: /a, max_mem: '1G' }")
-    changed = options.with_overrides(port=5222, host="127.0.0.1", mqtt_port=2883,
-                                     store_dir="/b", debug=True, trace=True, log_file="j.log")
+    changed = options.with_overrides(
+        port=5222,
+        host="127.0.0.1",
+        mqtt_port=2883,
+        store_dir="/b",
+        debug=True,
+        trace=True,
+        log_file="j.log",
+    )
     assert (changed.port, changed.host, changed.mqtt.port) == (5222, "127.0.0.1", 2883)
     assert changed.jetstream.store_dir == "/b"
     assert changed.jetstream.max_memory == 1 << 30

@@ -125,13 +125,17 @@ def test_default_permissions_apply_to_users_without_their_own() -> None:
         }"""
     )
     a, b = options.authorization.users
-    assert a.permissions is not None and a.permissions.publish == SubjectPermission(allow=("pub.>",))
+    assert a.permissions is not None and a.permissions.publish == SubjectPermission(
+        allow=("pub.>",)
+    )
     assert b.permissions is not None and b.permissions.publish == SubjectPermission(allow=("b",))
 
 
 def test_no_auth_user_names_a_known_user() -> None:
-    options = build("authorization { users: [ {user: anon, password: x} ] }\nno_auth_user: anon\n"
-                    "mqtt { no_auth_user: anon }")
+    options = build(
+        "authorization { users: [ {user: anon, password: x} ] }\nno_auth_user: anon\n"
+        "mqtt { no_auth_user: anon }"
+    )
     assert options.no_auth_user == "anon"
     assert options.mqtt.no_auth_user == "anon"
 
@@ -145,7 +149,9 @@ def test_no_auth_user_may_sit_in_the_authorization_block() -> None:
 
 
 def perms_of(permissions: str) -> Permissions:
-    options = build(f"authorization {{ users: [ {{user: u, password: p, permissions: {permissions}}} ] }}")
+    options = build(
+        f"authorization {{ users: [ {{user: u, password: p, permissions: {permissions}}} ] }}"
+    )
     found = options.authorization.users[0].permissions
     assert found is not None
     return found
@@ -196,7 +202,11 @@ def test_accounts_with_users_exports_imports_and_jetstream() -> None:
     assert [u.account for u in options.users] == ["A", "B"]
     assert a.exports[1].kind == "service" and a.exports[1].accounts == ("B",)
     assert a.exports[1].response_type == "stream"
-    assert b.jetstream is not None and b.jetstream.max_memory == 1 << 30 and b.jetstream.max_store == 2 << 30
+    assert (
+        b.jetstream is not None
+        and b.jetstream.max_memory == 1 << 30
+        and b.jetstream.max_store == 2 << 30
+    )
     assert b.imports[0].prefix == "from_a" and b.imports[1].to == "a.help"
     assert b.limits.max_connections == 5
     assert options.system_account == "A"
@@ -225,7 +235,7 @@ def test_operator_mode_structure() -> None:
     ("text", "kind"),
     [
         ('resolver: URL("http://localhost:9090/jwt/v1/accounts/")', "url"),
-        ("resolver { type: full, dir: \"./jwt\", allow_delete: true, interval: \"2m\" }", "full"),
+        ('resolver { type: full, dir: "./jwt", allow_delete: true, interval: "2m" }', "full"),
         ('resolver { type: cache, dir: "./jwt", ttl: "1h", limit: 100 }', "cache"),
     ],
 )
@@ -248,97 +258,173 @@ def test_trusted_keys() -> None:
 # -- validation errors ----------------------------------------------------------------------------------------
 
 AUTH_ERRORS = [
-    ('authorization { users: [ {user: a, password: x, allowed_connection_types: ["MQTT", "BOGUS"]} ] }',
-     'a.conf:1:84: invalid connection type "BOGUS"; allowed: STANDARD, WEBSOCKET, LEAFNODE, '
-     "LEAFNODE_WS, MQTT, MQTT_WS, IN_PROCESS"),
-    ('authorization { users: [ {user: a, password: x, clients: "MQTTT"} ] }',
-     'a.conf:1:49: invalid connection type "MQTTT"; did you mean "MQTT"?; allowed: STANDARD, '
-     "WEBSOCKET, LEAFNODE, LEAFNODE_WS, MQTT, MQTT_WS, IN_PROCESS"),
-    ("authorization {\n  users: [\n    {user: a, password: x}\n    {user: a, password: y}\n  ]\n}",
-     'a.conf:4:6: Duplicate user "a" detected (first defined at a.conf:3:6)'),
-    ("authorization { users: [ {user: a, password: x} ] }\naccounts { B { users: [ {user: a, password: y} ] } }",
-     'a.conf:2:26: Duplicate user "a" detected (first defined at a.conf:1:27)'),
-    ("authorization { users: [ {user: anon, password: x} ] }\nno_auth_user: anonn",
-     'a.conf:2:1: no_auth_user "anonn" is not a known user; did you mean "anon"?; known users: anon'),
-    ("mqtt { no_auth_user: ghost }",
-     'a.conf:1:8: no_auth_user "ghost" is not a known user; no users are defined'),
-    ("websocket { no_tls: true, no_auth_user: ghost }\nauthorization { users: [ {user: a, password: b} ] }",
-     'a.conf:1:27: no_auth_user "ghost" is not a known user; known users: a'),
-    ("authorization { users: [ {nkey: UABC} ] }",
-     'a.conf:1:27: Not a valid public nkey for a user: "UABC"'),
-    (f"authorization {{ users: [ {{nkey: {ACCOUNT_KEY}}} ] }}",
-     f'a.conf:1:27: Not a valid public nkey for a user: "{ACCOUNT_KEY}"'),
-    (f"authorization {{ users: [ {{nkey: {USER_KEY}, user: x}} ] }}",
-     "a.conf:1:27: Nkey users do not take usernames or passwords"),
-    ("authorization { users: [ {password: x} ] }",
-     "a.conf:1:26: User entry requires a user"),
-    ("authorization { users: [ {user: a, password: \"$2a$11$short\"} ] }",
-     "a.conf:1:36: password looks like a bcrypt hash but is malformed"),
-    ("authorization { users: [ {user: a, pasword: x} ] }",
-     'a.conf:1:36: unknown field "pasword" in a user entry; did you mean "password"?'),
-    ("authorization { user: a, password: b, token: c }",
-     "a.conf:1:1: Cannot have a user/pass and token"),
-    ("authorization { token: c, users: [ {user: a} ] }",
-     "a.conf:1:1: Can not have a token and a users array"),
-    ("authorization { users: { user: a } }",
-     "a.conf:1:17: Expected users field to be an array, got a map"),
-    ('authorization { users: [ {user: a, permissions: { publish: "foo..bar" }} ] }',
-     'a.conf:1:51: subject "foo..bar" is not a valid subject: empty token'),
-    ('authorization { users: [ {user: a, permissions: { subscribe: ["ok", "a.>.b"] }} ] }',
-     'a.conf:1:69: subject "a.>.b" is not a valid subject: ">" must be the last token'),
-    ('authorization { users: [ {user: a, permissions: { publish: "a.b queue" }} ] }',
-     'a.conf:1:51: subject "a.b queue" is not a valid subject'),
-    ('authorization { users: [ {user: a, permissions: { publish: { allow: "x", permit: "y" } }} ] }',
-     'a.conf:1:74: unknown field "permit" in "publish" permissions (only allow and deny)'),
-    ('authorization { users: [ {user: a, permissions: { publsh: "x" }} ] }',
-     'a.conf:1:51: unknown field "publsh" in permissions; did you mean "publish"?'),
-    ('authorization { users: [ {user: a, permissions: { allow_responses: 5 }} ] }',
-     "a.conf:1:51: error parsing response permissions, expected a boolean or a map"),
-    ('mqtt { authorization { username: m } }\nauthorization { users: [ {user: a} ] }',
-     "a.conf:1:1: mqtt authentication username not compatible with presence of users/nkeys"),
-    ("accounts { $G { } }",
-     'a.conf:1:12: "$G" is a Reserved Account'),
-    ("accounts { A { nkey: AAA } }",
-     'a.conf:1:16: Not a valid public nkey for an account: "AAA"'),
-    ('accounts { A { imports: [ {stream: {account: C, subject: "x"}} ] } }',
-     'a.conf:1:37: "C" account not defined for stream import of "x"'),
-    ('accounts { A { exports: [ {stream: "x", accounts: [Q]} ] } }',
-     'a.conf:1:41: "Q" account not defined for stream export of "x"'),
-    ('accounts { A { exports: [ {stream: "x", response: single} ] } }',
-     "a.conf:1:41: Detected response directive on non-service"),
-    ("accounts { A { jetstream: sometimes } }",
-     "a.conf:1:16: Expected 'enabled' or 'disabled' for string value, got 'sometimes'"),
-    ("accounts: [A, A]",
-     "a.conf:1:15: Duplicate Account Entry: A"),
-    ("accounts { A { } }\nsystem_account: SYS",
-     'a.conf:2:1: system_account "SYS" is not a defined account'),
-    (f'operator: "{JWT}"\naccounts {{ A {{ }} }}',
-     "a.conf:2:1: operators do not allow Accounts to be configured directly"),
-    (f'operator: "{JWT}"\nauthorization {{ users: [ {{user: a}} ] }}',
-     "a.conf:2:1: operators do not allow users to be configured directly"),
-    (f'operator: "{JWT}"\nno_auth_user: a',
-     "a.conf:2:1: no_auth_user not allowed in operator mode"),
-    ('operator: "./missing.jwt"',
-     'a.conf:1:1: error parsing operator JWT: "./missing.jwt" is neither a readable file nor an inline JWT'),
-    (f'operator: "{JWT}"\nresolver: DISK',
-     'a.conf:2:1: error parsing account resolver, should be MEM or URL("url") or a map containing '
-     "dir and type state=[FULL|CACHE]"),
-    (f'operator: "{JWT}"\nresolver {{ type: cache, dir: "./x", allow_delete: true }}',
-     "a.conf:2:37: CACHE does not accept allow_delete"),
-    (f'operator: "{JWT}"\nresolver {{ type: full, dir: "./x", ttl: "1h" }}',
-     "a.conf:2:36: FULL does not accept ttl"),
-    (f'operator: "{JWT}"\nresolver {{ type: full, dir: "./x", hard_delete: true }}',
-     "a.conf:2:36: hard_delete requires allow_delete"),
-    (f'operator: "{JWT}"\nresolver {{ type: full }}',
-     "a.conf:2:1: dir has no value and needs to point to a directory"),
-    (f'operator: "{JWT}"\nresolver: MEMORY\nresolver_preload {{ AXYZ: "{JWT}" }}',
-     'a.conf:3:20: resolver_preload key "AXYZ" is not a public account nkey'),
-    (f'operator: "{JWT}"\nresolver: MEMORY\nresolver_preload {{ {ACCOUNT_KEY}: "junk" }}',
-     "a.conf:3:20: invalid account JWT"),
-    (f'operator: "{JWT}"\nresolver: URL("http://x/")\nresolver_preload {{ {ACCOUNT_KEY}: "{JWT}" }}',
-     "a.conf:3:1: resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"),
-    (f"trusted_keys: [{USER_KEY}]",
-     f'a.conf:1:1: trust key "{USER_KEY}" required to be a valid public operator nkey'),
+    (
+        'authorization { users: [ {user: a, password: x, allowed_connection_types: ["MQTT", "BOGUS"]} ] }',
+        'a.conf:1:84: invalid connection type "BOGUS"; allowed: STANDARD, WEBSOCKET, LEAFNODE, '
+        "LEAFNODE_WS, MQTT, MQTT_WS, IN_PROCESS",
+    ),
+    (
+        'authorization { users: [ {user: a, password: x, clients: "MQTTT"} ] }',
+        'a.conf:1:49: invalid connection type "MQTTT"; did you mean "MQTT"?; allowed: STANDARD, '
+        "WEBSOCKET, LEAFNODE, LEAFNODE_WS, MQTT, MQTT_WS, IN_PROCESS",
+    ),
+    (
+        "authorization {\n  users: [\n    {user: a, password: x}\n    {user: a, password: y}\n  ]\n}",
+        'a.conf:4:6: Duplicate user "a" detected (first defined at a.conf:3:6)',
+    ),
+    (
+        "authorization { users: [ {user: a, password: x} ] }\naccounts { B { users: [ {user: a, password: y} ] } }",
+        'a.conf:2:26: Duplicate user "a" detected (first defined at a.conf:1:27)',
+    ),
+    (
+        "authorization { users: [ {user: anon, password: x} ] }\nno_auth_user: anonn",
+        'a.conf:2:1: no_auth_user "anonn" is not a known user; did you mean "anon"?; known users: anon',
+    ),
+    (
+        "mqtt { no_auth_user: ghost }",
+        'a.conf:1:8: no_auth_user "ghost" is not a known user; no users are defined',
+    ),
+    (
+        "websocket { no_tls: true, no_auth_user: ghost }\nauthorization { users: [ {user: a, password: b} ] }",
+        'a.conf:1:27: no_auth_user "ghost" is not a known user; known users: a',
+    ),
+    (
+        "authorization { users: [ {nkey: UABC} ] }",
+        'a.conf:1:27: Not a valid public nkey for a user: "UABC"',
+    ),
+    (
+        f"authorization {{ users: [ {{nkey: {ACCOUNT_KEY}}} ] }}",
+        f'a.conf:1:27: Not a valid public nkey for a user: "{ACCOUNT_KEY}"',
+    ),
+    (
+        f"authorization {{ users: [ {{nkey: {USER_KEY}, user: x}} ] }}",
+        "a.conf:1:27: Nkey users do not take usernames or passwords",
+    ),
+    ("authorization { users: [ {password: x} ] }", "a.conf:1:26: User entry requires a user"),
+    (
+        'authorization { users: [ {user: a, password: "$2a$11$short"} ] }',
+        "a.conf:1:36: password looks like a bcrypt hash but is malformed",
+    ),
+    (
+        "authorization { users: [ {user: a, pasword: x} ] }",
+        'a.conf:1:36: unknown field "pasword" in a user entry; did you mean "password"?',
+    ),
+    (
+        "authorization { user: a, password: b, token: c }",
+        "a.conf:1:1: Cannot have a user/pass and token",
+    ),
+    (
+        "authorization { token: c, users: [ {user: a} ] }",
+        "a.conf:1:1: Can not have a token and a users array",
+    ),
+    (
+        "authorization { users: { user: a } }",
+        "a.conf:1:17: Expected users field to be an array, got a map",
+    ),
+    (
+        'authorization { users: [ {user: a, permissions: { publish: "foo..bar" }} ] }',
+        'a.conf:1:51: subject "foo..bar" is not a valid subject: empty token',
+    ),
+    (
+        'authorization { users: [ {user: a, permissions: { subscribe: ["ok", "a.>.b"] }} ] }',
+        'a.conf:1:69: subject "a.>.b" is not a valid subject: ">" must be the last token',
+    ),
+    (
+        'authorization { users: [ {user: a, permissions: { publish: "a.b queue" }} ] }',
+        'a.conf:1:51: subject "a.b queue" is not a valid subject',
+    ),
+    (
+        'authorization { users: [ {user: a, permissions: { publish: { allow: "x", permit: "y" } }} ] }',
+        'a.conf:1:74: unknown field "permit" in "publish" permissions (only allow and deny)',
+    ),
+    (
+        'authorization { users: [ {user: a, permissions: { publsh: "x" }} ] }',
+        'a.conf:1:51: unknown field "publsh" in permissions; did you mean "publish"?',
+    ),
+    (
+        "authorization { users: [ {user: a, permissions: { allow_responses: 5 }} ] }",
+        "a.conf:1:51: error parsing response permissions, expected a boolean or a map",
+    ),
+    (
+        "mqtt { authorization { username: m } }\nauthorization { users: [ {user: a} ] }",
+        "a.conf:1:1: mqtt authentication username not compatible with presence of users/nkeys",
+    ),
+    ("accounts { $G { } }", 'a.conf:1:12: "$G" is a Reserved Account'),
+    ("accounts { A { nkey: AAA } }", 'a.conf:1:16: Not a valid public nkey for an account: "AAA"'),
+    (
+        'accounts { A { imports: [ {stream: {account: C, subject: "x"}} ] } }',
+        'a.conf:1:37: "C" account not defined for stream import of "x"',
+    ),
+    (
+        'accounts { A { exports: [ {stream: "x", accounts: [Q]} ] } }',
+        'a.conf:1:41: "Q" account not defined for stream export of "x"',
+    ),
+    (
+        'accounts { A { exports: [ {stream: "x", response: single} ] } }',
+        "a.conf:1:41: Detected response directive on non-service",
+    ),
+    (
+        "accounts { A { jetstream: sometimes } }",
+        "a.conf:1:16: Expected 'enabled' or 'disabled' for string value, got 'sometimes'",
+    ),
+    ("accounts: [A, A]", "a.conf:1:15: Duplicate Account Entry: A"),
+    (
+        "accounts { A { } }\nsystem_account: SYS",
+        'a.conf:2:1: system_account "SYS" is not a defined account',
+    ),
+    (
+        f'operator: "{JWT}"\naccounts {{ A {{ }} }}',
+        "a.conf:2:1: operators do not allow Accounts to be configured directly",
+    ),
+    (
+        f'operator: "{JWT}"\nauthorization {{ users: [ {{user: a}} ] }}',
+        "a.conf:2:1: operators do not allow users to be configured directly",
+    ),
+    (
+        f'operator: "{JWT}"\nno_auth_user: a',
+        "a.conf:2:1: no_auth_user not allowed in operator mode",
+    ),
+    (
+        'operator: "./missing.jwt"',
+        'a.conf:1:1: error parsing operator JWT: "./missing.jwt" is neither a readable file nor an inline JWT',
+    ),
+    (
+        f'operator: "{JWT}"\nresolver: DISK',
+        'a.conf:2:1: error parsing account resolver, should be MEM or URL("url") or a map containing '
+        "dir and type state=[FULL|CACHE]",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver {{ type: cache, dir: "./x", allow_delete: true }}',
+        "a.conf:2:37: CACHE does not accept allow_delete",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver {{ type: full, dir: "./x", ttl: "1h" }}',
+        "a.conf:2:36: FULL does not accept ttl",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver {{ type: full, dir: "./x", hard_delete: true }}',
+        "a.conf:2:36: hard_delete requires allow_delete",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver {{ type: full }}',
+        "a.conf:2:1: dir has no value and needs to point to a directory",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver: MEMORY\nresolver_preload {{ AXYZ: "{JWT}" }}',
+        'a.conf:3:20: resolver_preload key "AXYZ" is not a public account nkey',
+    ),
+    (
+        f'operator: "{JWT}"\nresolver: MEMORY\nresolver_preload {{ {ACCOUNT_KEY}: "junk" }}',
+        "a.conf:3:20: invalid account JWT",
+    ),
+    (
+        f'operator: "{JWT}"\nresolver: URL("http://x/")\nresolver_preload {{ {ACCOUNT_KEY}: "{JWT}" }}',
+        "a.conf:3:1: resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR",
+    ),
+    (
+        f"trusted_keys: [{USER_KEY}]",
+        f'a.conf:1:1: trust key "{USER_KEY}" required to be a valid public operator nkey',
+    ),
 ]
 
 

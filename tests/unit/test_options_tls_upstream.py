@@ -38,9 +38,9 @@ def files(tmp_path: Path) -> dict[str, str]:
 def test_a_full_tls_block(files: dict[str, str]) -> None:
     options = build(
         f"""tls {{
-          cert_file: "{files['cert.pem']}"
-          key_file: "{files['key.pem']}"
-          ca_file: "{files['ca.pem']}"
+          cert_file: "{files["cert.pem"]}"
+          key_file: "{files["key.pem"]}"
+          ca_file: "{files["ca.pem"]}"
           verify_and_map: true
           timeout: 0.5
           pinned_certs: ["{PIN.upper()}"]
@@ -50,17 +50,26 @@ def test_a_full_tls_block(files: dict[str, str]) -> None:
         }}"""
     )
     assert options.tls == TLSOptions(
-        cert_file=files["cert.pem"], key_file=files["key.pem"], ca_file=files["ca.pem"],
-        verify=True, verify_and_map=True, timeout=0.5, pinned_certs=(PIN,), min_version="1.3",
-        cipher_suites=("TLS_AES_128_GCM_SHA256",), handshake_first=True,
+        cert_file=files["cert.pem"],
+        key_file=files["key.pem"],
+        ca_file=files["ca.pem"],
+        verify=True,
+        verify_and_map=True,
+        timeout=0.5,
+        pinned_certs=(PIN,),
+        min_version="1.3",
+        cipher_suites=("TLS_AES_128_GCM_SHA256",),
+        handshake_first=True,
     )
     # With top-level TLS the authorization timeout defaults to the TLS timeout plus one second.
     assert options.authorization.timeout == 1.5
 
 
 def test_tls_timeout_takes_a_duration_string(files: dict[str, str]) -> None:
-    options = build(f'mqtt {{ tls {{ cert_file: "{files["cert.pem"]}", key_file: "{files["key.pem"]}", '
-                    'timeout: "250ms" } }')
+    options = build(
+        f'mqtt {{ tls {{ cert_file: "{files["cert.pem"]}", key_file: "{files["key.pem"]}", '
+        'timeout: "250ms" } }'
+    )
     assert options.mqtt.tls is not None and options.mqtt.tls.timeout == 0.25
 
 
@@ -71,8 +80,10 @@ def test_tls_handshake_first_with_a_fallback_delay() -> None:
 
 
 def test_websocket_with_tls(files: dict[str, str]) -> None:
-    options = build(f'websocket {{ port: 8443, tls {{ cert_file: "{files["cert.pem"]}", '
-                    f'key_file: "{files["key.pem"]}" }} }}')
+    options = build(
+        f'websocket {{ port: 8443, tls {{ cert_file: "{files["cert.pem"]}", '
+        f'key_file: "{files["key.pem"]}" }} }}'
+    )
     assert options.websocket.tls is not None and options.websocket.enabled
 
 
@@ -84,23 +95,37 @@ def test_unsupported_tls_keys_are_warnings() -> None:
 
 
 TLS_ERRORS = [
-    ('tls { cert_file: "/no/such/cert.pem", key_file: "/no/such/key.pem" }',
-     ['t.conf:1:7: cert_file "/no/such/cert.pem" does not exist or is not a file',
-      't.conf:1:39: key_file "/no/such/key.pem" does not exist or is not a file']),
-    ("tls { verify: yes, timeout: true }",
-     ['t.conf:1:20: error parsing tls timeout: expected a duration such as "10s", got true']),
-    ("tls { verify: 1 }",
-     ['t.conf:1:7: "verify" must be true or false, got 1']),
-    ('tls { pinned_certs: ["abc"] }',
-     ['t.conf:1:7: pinned_certs entry "abc" is not a hex-encoded SHA-256 of a DER SubjectPublicKeyInfo']),
-    ('tls { min_version: "1.1" }',
-     ['t.conf:1:7: unsupported min_version "1.1": must be "1.2" or "1.3"']),
-    ("tls { cipher_suites: [] }",
-     ["t.conf:1:7: error parsing tls config, 'cipher_suites' cannot be empty"]),
-    ("mqtt { tls { cert_fil: x } }",
-     ['t.conf:1:14: unknown field "cert_fil" in the mqtt tls block; did you mean "cert_file"?']),
-    ("tls: true",
-     ['t.conf:1:1: "tls" must be a map, got true']),
+    (
+        'tls { cert_file: "/no/such/cert.pem", key_file: "/no/such/key.pem" }',
+        [
+            't.conf:1:7: cert_file "/no/such/cert.pem" does not exist or is not a file',
+            't.conf:1:39: key_file "/no/such/key.pem" does not exist or is not a file',
+        ],
+    ),
+    (
+        "tls { verify: yes, timeout: true }",
+        ['t.conf:1:20: error parsing tls timeout: expected a duration such as "10s", got true'],
+    ),
+    ("tls { verify: 1 }", ['t.conf:1:7: "verify" must be true or false, got 1']),
+    (
+        'tls { pinned_certs: ["abc"] }',
+        [
+            't.conf:1:7: pinned_certs entry "abc" is not a hex-encoded SHA-256 of a DER SubjectPublicKeyInfo'
+        ],
+    ),
+    (
+        'tls { min_version: "1.1" }',
+        ['t.conf:1:7: unsupported min_version "1.1": must be "1.2" or "1.3"'],
+    ),
+    (
+        "tls { cipher_suites: [] }",
+        ["t.conf:1:7: error parsing tls config, 'cipher_suites' cannot be empty"],
+    ),
+    (
+        "mqtt { tls { cert_fil: x } }",
+        ['t.conf:1:14: unknown field "cert_fil" in the mqtt tls block; did you mean "cert_file"?'],
+    ),
+    ("tls: true", ['t.conf:1:1: "tls" must be a map, got true']),
 ]
 
 
@@ -126,9 +151,9 @@ def test_the_upstream_block_selects_upstream_mode(files: dict[str, str]) -> None
     options = build(
         f"""upstream {{
           urls: ["nats://n1:4222", "tls://n2:4222", "ws://n3:8080", "wss://n4"]
-          creds: "{files['user.creds']}"
+          creds: "{files["user.creds"]}"
           js_domain: hub
-          tls {{ ca_file: "{files['ca.pem']}" }}
+          tls {{ ca_file: "{files["ca.pem"]}" }}
         }}"""
     )
     up = options.upstream
@@ -156,23 +181,36 @@ def test_upstream_nkey_seed_file(files: dict[str, str]) -> None:
 
 
 UPSTREAM_ERRORS = [
-    ("upstream { user: u }",
-     ['t.conf:1:1: the upstream block needs urls, e.g. urls: ["nats://localhost:4222"]']),
-    ('upstream { urls: [] }',
-     ['t.conf:1:12: "urls" must not be empty']),
-    ('upstream {\n  urls: [\n    "nats://ok:4222"\n    "http://web"\n    "nats://:4222"\n  ]\n}',
-     ['t.conf:4:5: upstream url "http://web" must be a nats://, tls://, ws:// or wss:// URL with '
-      "a host (and an optional port)",
-      't.conf:5:5: upstream url "nats://:4222" must be a nats://, tls://, ws:// or wss:// URL with '
-      "a host (and an optional port)"]),
-    ('upstream { urls: ["nats://h"], creds: "/no/such.creds" }',
-     ['t.conf:1:32: creds file "/no/such.creds" does not exist or is not a file']),
-    ('upstream { urls: ["nats://h"], user: u, token: t }',
-     ["t.conf:1:1: the upstream block may log in one way only, got user and token"]),
-    ('upstream { urls: ["nats://h"], password: p }',
-     ["t.conf:1:1: the upstream password needs a user"]),
-    ('upstream { urls: ["nats://h"], domain: x }',
-     ['t.conf:1:32: unknown field "domain" in the upstream block; did you mean "js_domain"?']),
+    (
+        "upstream { user: u }",
+        ['t.conf:1:1: the upstream block needs urls, e.g. urls: ["nats://localhost:4222"]'],
+    ),
+    ("upstream { urls: [] }", ['t.conf:1:12: "urls" must not be empty']),
+    (
+        'upstream {\n  urls: [\n    "nats://ok:4222"\n    "http://web"\n    "nats://:4222"\n  ]\n}',
+        [
+            't.conf:4:5: upstream url "http://web" must be a nats://, tls://, ws:// or wss:// URL with '
+            "a host (and an optional port)",
+            't.conf:5:5: upstream url "nats://:4222" must be a nats://, tls://, ws:// or wss:// URL with '
+            "a host (and an optional port)",
+        ],
+    ),
+    (
+        'upstream { urls: ["nats://h"], creds: "/no/such.creds" }',
+        ['t.conf:1:32: creds file "/no/such.creds" does not exist or is not a file'],
+    ),
+    (
+        'upstream { urls: ["nats://h"], user: u, token: t }',
+        ["t.conf:1:1: the upstream block may log in one way only, got user and token"],
+    ),
+    (
+        'upstream { urls: ["nats://h"], password: p }',
+        ["t.conf:1:1: the upstream password needs a user"],
+    ),
+    (
+        'upstream { urls: ["nats://h"], domain: x }',
+        ['t.conf:1:32: unknown field "domain" in the upstream block; did you mean "js_domain"?'],
+    ),
 ]
 
 

@@ -8,8 +8,6 @@ that test is a strict xfail until it lands.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.integration.auth.conftest import StartGateway
 from tests.integration.auth.helpers import (
     BAD_USER_NAME_OR_PASSWORD,

@@ -21,9 +21,7 @@ def test_valid_literal_subjects(subject: str) -> None:
     validate_subject(subject)
 
 
-@pytest.mark.parametrize(
-    "subject", ["", ".a", "a.", "a..b", "a b", "a\tb", "a.*", "a.>", "*", ">"]
-)
+@pytest.mark.parametrize("subject", ["", ".a", "a.", "a..b", "a b", "a\tb", "a.*", "a.>", "*", ">"])
 def test_invalid_literal_subjects(subject: str) -> None:
     with pytest.raises(InvalidSubject):
         validate_subject(subject)

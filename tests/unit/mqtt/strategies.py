@@ -89,7 +89,9 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
 
 
 @st.composite
-def properties(draw: st.DrawFn, context: int, version: int, exclude: tuple[str, ...] = ()) -> Properties:
+def properties(
+    draw: st.DrawFn, context: int, version: int, exclude: tuple[str, ...] = ()
+) -> Properties:
     if version != 5:
         return Properties()
     values: dict[str, Any] = {}
@@ -112,14 +114,27 @@ def codes(allowed: frozenset[ReasonCode]) -> st.SearchStrategy[int]:
 def connects(draw: st.DrawFn, version: int) -> Connect:
     will = None
     if draw(st.booleans()):
-        will = Will(draw(topic_names), draw(binary), draw(st.integers(0, 2)), draw(st.booleans()),
-                    draw(properties(WILL, version)))
+        will = Will(
+            draw(topic_names),
+            draw(binary),
+            draw(st.integers(0, 2)),
+            draw(st.booleans()),
+            draw(properties(WILL, version)),
+        )
     username = draw(st.none() | text)
     password = draw(st.none() | binary)
     if username is None and version != 5:
         password = None
-    return Connect(draw(text), draw(st.booleans()), draw(st.integers(0, 0xFFFF)), username,
-                   password, will, version, draw(properties(T.CONNECT, version)))
+    return Connect(
+        draw(text),
+        draw(st.booleans()),
+        draw(st.integers(0, 0xFFFF)),
+        username,
+        password,
+        will,
+        version,
+        draw(properties(T.CONNECT, version)),
+    )
 
 
 @st.composite
@@ -140,8 +155,15 @@ def publishes(draw: st.DrawFn, version: int, to_server: bool) -> Publish:
     topic = draw(topic_names)
     if props.topic_alias is not None and draw(st.booleans()):
         topic = ""
-    return Publish(topic, draw(st.binary(max_size=300)), qos, draw(st.booleans()),
-                   qos > 0 and draw(st.booleans()), draw(packet_ids) if qos else 0, props)
+    return Publish(
+        topic,
+        draw(st.binary(max_size=300)),
+        qos,
+        draw(st.booleans()),
+        qos > 0 and draw(st.booleans()),
+        draw(packet_ids) if qos else 0,
+        props,
+    )
 
 
 @st.composite
@@ -160,11 +182,25 @@ def subscribes(draw: st.DrawFn, version: int) -> Subscribe:
         topic_filter = draw(topic_filters())
         if version == 5 and draw(st.booleans()):
             share = draw(st.text(_LEVEL_CHARS, min_size=1, max_size=5))
-            subs.append(Subscription(f"$share/{share}/{topic_filter}", draw(st.integers(0, 2)),
-                                     False, draw(st.booleans()), draw(st.integers(0, 2))))
+            subs.append(
+                Subscription(
+                    f"$share/{share}/{topic_filter}",
+                    draw(st.integers(0, 2)),
+                    False,
+                    draw(st.booleans()),
+                    draw(st.integers(0, 2)),
+                )
+            )
         elif version == 5:
-            subs.append(Subscription(topic_filter, draw(st.integers(0, 2)), draw(st.booleans()),
-                                     draw(st.booleans()), draw(st.integers(0, 2))))
+            subs.append(
+                Subscription(
+                    topic_filter,
+                    draw(st.integers(0, 2)),
+                    draw(st.booleans()),
+                    draw(st.booleans()),
+                    draw(st.integers(0, 2)),
+                )
+            )
         else:
             subs.append(Subscription(topic_filter, draw(st.integers(0, 2))))
     return Subscribe(draw(packet_ids), subs, draw(properties(T.SUBSCRIBE, version)))
@@ -172,25 +208,36 @@ def subscribes(draw: st.DrawFn, version: int) -> Subscribe:
 
 @st.composite
 def subacks(draw: st.DrawFn, version: int) -> Suback:
-    allowed = SUBACK_CODES if version == 5 else frozenset(
-        {ReasonCode(0), ReasonCode(1), ReasonCode(2), ReasonCode(0x80)})
-    return Suback(draw(packet_ids), draw(st.lists(codes(allowed), min_size=1, max_size=4)),
-                  draw(properties(T.SUBACK, version)))
+    allowed = (
+        SUBACK_CODES
+        if version == 5
+        else frozenset({ReasonCode(0), ReasonCode(1), ReasonCode(2), ReasonCode(0x80)})
+    )
+    return Suback(
+        draw(packet_ids),
+        draw(st.lists(codes(allowed), min_size=1, max_size=4)),
+        draw(properties(T.SUBACK, version)),
+    )
 
 
 @st.composite
 def unsubscribes(draw: st.DrawFn, version: int) -> Unsubscribe:
-    return Unsubscribe(draw(packet_ids), draw(st.lists(topic_filters(), min_size=1, max_size=3)),
-                       draw(properties(T.UNSUBSCRIBE, version)))
+    return Unsubscribe(
+        draw(packet_ids),
+        draw(st.lists(topic_filters(), min_size=1, max_size=3)),
+        draw(properties(T.UNSUBSCRIBE, version)),
+    )
 
 
 @st.composite
 def unsubacks(draw: st.DrawFn, version: int) -> Unsuback:
     if version != 5:
         return Unsuback(draw(packet_ids))
-    return Unsuback(draw(packet_ids),
-                    draw(st.lists(codes(UNSUBACK_CODES), min_size=1, max_size=4)),
-                    draw(properties(T.UNSUBACK, version)))
+    return Unsuback(
+        draw(packet_ids),
+        draw(st.lists(codes(UNSUBACK_CODES), min_size=1, max_size=4)),
+        draw(properties(T.UNSUBACK, version)),
+    )
 
 
 @st.composite
@@ -208,8 +255,13 @@ def auths(draw: st.DrawFn) -> Auth:
 def to_server(version: int) -> st.SearchStrategy[Packet]:
     """Packets a client sends after its CONNECT."""
     options: list[st.SearchStrategy[Packet]] = [
-        publishes(version, True), acks(version), subscribes(version), unsubscribes(version),
-        st.just(Pingreq()), disconnects(version)]
+        publishes(version, True),
+        acks(version),
+        subscribes(version),
+        unsubscribes(version),
+        st.just(Pingreq()),
+        disconnects(version),
+    ]
     if version == 5:
         options.append(auths())
     return st.one_of(options)
@@ -218,8 +270,13 @@ def to_server(version: int) -> st.SearchStrategy[Packet]:
 def to_client(version: int) -> st.SearchStrategy[Packet]:
     """Packets a server sends."""
     options: list[st.SearchStrategy[Packet]] = [
-        connacks(version), publishes(version, False), acks(version), subacks(version),
-        unsubacks(version), st.just(Pingresp())]
+        connacks(version),
+        publishes(version, False),
+        acks(version),
+        subacks(version),
+        unsubacks(version),
+        st.just(Pingresp()),
+    ]
     if version == 5:
         options += [disconnects(version), auths()]
     return st.one_of(options)

@@ -70,25 +70,34 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(buf)
 
 
-SIDES = st.sampled_from([(None, True), (3, True), (4, True), (5, True),
-                         (3, False), (4, False), (5, False)])
+SIDES = st.sampled_from(
+    [(None, True), (3, True), (4, True), (5, True), (3, False), (4, False), (5, False)]
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(SIDES, st.binary(max_size=200), st.integers(2, 300),
-       st.lists(st.integers(1, 50), max_size=4))
-def test_random_bytes(side: tuple[int | None, bool], data: bytes, limit: int,
-                      sizes: list[int]) -> None:
+@given(
+    SIDES, st.binary(max_size=200), st.integers(2, 300), st.lists(st.integers(1, 50), max_size=4)
+)
+def test_random_bytes(
+    side: tuple[int | None, bool], data: bytes, limit: int, sizes: list[int]
+) -> None:
     version, server = side
     dec = Decoder(server=server, version=version, max_packet_size=limit)
     check_reencode(run(dec, data, sizes), version, server)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), st.sampled_from([3, 4, 5]), st.booleans(), st.integers(0, 2**32),
-       st.lists(st.integers(1, 50), max_size=4))
-def test_mutated_streams(data: st.DataObject, version: int, server: bool, seed: int,
-                         sizes: list[int]) -> None:
+@given(
+    st.data(),
+    st.sampled_from([3, 4, 5]),
+    st.booleans(),
+    st.integers(0, 2**32),
+    st.lists(st.integers(1, 50), max_size=4),
+)
+def test_mutated_streams(
+    data: st.DataObject, version: int, server: bool, seed: int, sizes: list[int]
+) -> None:
     if server:
         head = data.draw(connects(version)).encode()
         body = data.draw(st.lists(to_server(version), min_size=1, max_size=6))

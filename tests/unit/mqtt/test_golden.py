@@ -51,8 +51,11 @@ def test_stream_of_all_vectors_in_every_chunking() -> None:
     """One connection per version: all its vectors back to back, whole and in chunks."""
     for version in (3, 4, 5):
         for side in ("server", "client"):
-            rows = [v for v in VECTORS if v[1] == version and v[2] in (side, "both")
-                    and not isinstance(v[4], Connect)]
+            rows = [
+                v
+                for v in VECTORS
+                if v[1] == version and v[2] in (side, "both") and not isinstance(v[4], Connect)
+            ]
             stream = b"".join(r[3] for r in rows)
             expected = [r[4] for r in rows]
             for size in (1, 2, 3, 7, 64, len(stream) or 1):

@@ -45,11 +45,19 @@ from gateway.mqtt.wire import VARINT_MAX, encode_string, encode_varint, read_str
 R = ReasonCode
 
 
-@pytest.mark.parametrize(("value", "raw"), [
-    (0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16_383, b"\xff\x7f"),
-    (16_384, b"\x80\x80\x01"), (2_097_151, b"\xff\xff\x7f"), (2_097_152, b"\x80\x80\x80\x01"),
-    (VARINT_MAX, b"\xff\xff\xff\x7f"),
-])
+@pytest.mark.parametrize(
+    ("value", "raw"),
+    [
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (16_383, b"\xff\x7f"),
+        (16_384, b"\x80\x80\x01"),
+        (2_097_151, b"\xff\xff\x7f"),
+        (2_097_152, b"\x80\x80\x80\x01"),
+        (VARINT_MAX, b"\xff\xff\xff\x7f"),
+    ],
+)
 def test_varint_boundaries(value: int, raw: bytes) -> None:
     # MQTT 5.0 table 1-1 / 3.1.1 table 2.4
     assert encode_varint(value) == raw
@@ -114,8 +122,12 @@ def test_each_property_only_where_allowed(spec: object) -> None:
 
     assert isinstance(spec, PropertySpec)
     sample = {
-        PropertyType.BYTE: 1, PropertyType.TWO_BYTE: 1, PropertyType.FOUR_BYTE: 1,
-        PropertyType.VARINT: [1], PropertyType.STRING: "s", PropertyType.BINARY: b"b",
+        PropertyType.BYTE: 1,
+        PropertyType.TWO_BYTE: 1,
+        PropertyType.FOUR_BYTE: 1,
+        PropertyType.VARINT: [1],
+        PropertyType.STRING: "s",
+        PropertyType.BINARY: b"b",
         PropertyType.STRING_PAIR: [("k", "v")],
     }[spec.type]
     props = Properties(**{spec.name: sample})
@@ -184,47 +196,50 @@ def test_311_drops_what_it_cannot_carry() -> None:
     assert Suback(1, [0x87]).encode(4) == b"\x90\x03\x00\x01\x80"
 
 
-@pytest.mark.parametrize(("packet", "version"), [
-    (Publish("a/+"), 4),
-    (Publish("a\x00"), 4),
-    (Publish(""), 4),
-    (Publish("", properties=Properties(topic_alias=1)), 4),
-    (Publish("a", qos=3, packet_id=1), 4),
-    (Publish("a", qos=1, packet_id=0), 4),
-    (Publish("a", dup=True), 4),
-    (Publish("\ud800"), 4),
-    (Publish("a"), 6),
-    (Publish("a", properties=Properties(session_expiry_interval=1)), 5),
-    (Publish("a", properties=Properties(topic_alias=70000)), 5),
-    (Publish("a", properties=Properties(topic_alias=0)), 5),
-    (Publish("a", properties=Properties(payload_format_indicator=2)), 5),
-    (Publish("a", properties=Properties(content_type=5)), 5),
-    (Puback(0), 4),
-    (Puback(1, R.GRANTED_QOS_1), 5),
-    (Pubrel(1, R.QUOTA_EXCEEDED), 5),
-    (Connack(R.NO_MATCHING_SUBSCRIBERS), 5),
-    (Connect("c", password=b"p"), 4),
-    (Connect("c", keep_alive=70000), 4),
-    (Connect("c", will=Will("a/#")), 4),
-    (Connect("c", will=Will("a", qos=3)), 4),
-    (Subscribe(1, []), 4),
-    (Subscribe(1, [Subscription("a/b#")]), 4),
-    (Subscribe(1, [Subscription("a", no_local=True)]), 4),
-    (Subscribe(1, [Subscription("$share/g/a", no_local=True)]), 5),
-    (Subscribe(1, [Subscription("a", qos=3)]), 5),
-    (Subscribe(1, [Subscription("a", retain_handling=3)]), 5),
-    (Subscribe(1, [Subscription("a")], Properties(subscription_identifiers=[1, 2])), 5),
-    (Subscribe(1, [Subscription("a")], Properties(subscription_identifiers=[0])), 5),
-    (Suback(1, []), 4),
-    (Suback(1, [R.NO_MATCHING_SUBSCRIBERS]), 5),
-    (Unsubscribe(1, []), 4),
-    (Unsubscribe(1, ["#/a"]), 4),
-    (Unsuback(1, []), 5),
-    (Unsuback(1, [R.GRANTED_QOS_1]), 5),
-    (Disconnect(R.GRANTED_QOS_1), 5),
-    (Auth(), 4),
-    (Auth(R.NOT_AUTHORIZED), 5),
-])
+@pytest.mark.parametrize(
+    ("packet", "version"),
+    [
+        (Publish("a/+"), 4),
+        (Publish("a\x00"), 4),
+        (Publish(""), 4),
+        (Publish("", properties=Properties(topic_alias=1)), 4),
+        (Publish("a", qos=3, packet_id=1), 4),
+        (Publish("a", qos=1, packet_id=0), 4),
+        (Publish("a", dup=True), 4),
+        (Publish("\ud800"), 4),
+        (Publish("a"), 6),
+        (Publish("a", properties=Properties(session_expiry_interval=1)), 5),
+        (Publish("a", properties=Properties(topic_alias=70000)), 5),
+        (Publish("a", properties=Properties(topic_alias=0)), 5),
+        (Publish("a", properties=Properties(payload_format_indicator=2)), 5),
+        (Publish("a", properties=Properties(content_type=5)), 5),
+        (Puback(0), 4),
+        (Puback(1, R.GRANTED_QOS_1), 5),
+        (Pubrel(1, R.QUOTA_EXCEEDED), 5),
+        (Connack(R.NO_MATCHING_SUBSCRIBERS), 5),
+        (Connect("c", password=b"p"), 4),
+        (Connect("c", keep_alive=70000), 4),
+        (Connect("c", will=Will("a/#")), 4),
+        (Connect("c", will=Will("a", qos=3)), 4),
+        (Subscribe(1, []), 4),
+        (Subscribe(1, [Subscription("a/b#")]), 4),
+        (Subscribe(1, [Subscription("a", no_local=True)]), 4),
+        (Subscribe(1, [Subscription("$share/g/a", no_local=True)]), 5),
+        (Subscribe(1, [Subscription("a", qos=3)]), 5),
+        (Subscribe(1, [Subscription("a", retain_handling=3)]), 5),
+        (Subscribe(1, [Subscription("a")], Properties(subscription_identifiers=[1, 2])), 5),
+        (Subscribe(1, [Subscription("a")], Properties(subscription_identifiers=[0])), 5),
+        (Suback(1, []), 4),
+        (Suback(1, [R.NO_MATCHING_SUBSCRIBERS]), 5),
+        (Unsubscribe(1, []), 4),
+        (Unsubscribe(1, ["#/a"]), 4),
+        (Unsuback(1, []), 5),
+        (Unsuback(1, [R.GRANTED_QOS_1]), 5),
+        (Disconnect(R.GRANTED_QOS_1), 5),
+        (Auth(), 4),
+        (Auth(R.NOT_AUTHORIZED), 5),
+    ],
+)
 def test_encode_refuses_what_the_peer_would_refuse(packet: Packet, version: int) -> None:
     with pytest.raises(MQTTError):
         packet.encode(version)
