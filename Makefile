@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+:
 #   make run    installs jetgate in .venv and starts it (embedded mode, deploy/jetgate.conf)
-#   make test   installs jetgate with its test extra in .venv and runs the whole suite
+#   make test   installs jetgate with its test extra in .venv, lints (ruff, mypy) and runs the suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -24,6 +24,8 @@ run: $(VENV)/.installed-run
 	$(BIN)/jetgate -c $(CONFIG)
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
