@@ -21,6 +21,7 @@ from tests.integration.upstream.conftest import (
     GatewayFactory,
     JetStreamFactory,
     NatsFactory,
+    OfflineFactory,
 )
 from tests.integration.upstream.load import Tally, publisher, resume_and_drain, subscriber
 
@@ -55,6 +56,7 @@ async def load_through_node_loss(
     cluster: Cluster,
     gateways: GatewayFactory,
     mqtt_client: ClientFactory,
+    go_offline: OfflineFactory,
     js_client: NatsClient,
     pick_victim: str,
 ) -> None:
@@ -67,7 +69,7 @@ async def load_through_node_loss(
     assert await sub.subscribe("load/#", qos=1) == [1]
     offline = await mqtt_client(b, "cluster-offline", clean=False)
     assert await offline.subscribe("load/+", qos=1) == [1]
-    await offline.disconnect()
+    await go_offline(offline, "cluster-offline", cluster.urls)
 
     if pick_victim == "gateway":
         victim: ClusterNode = await cluster.node_serving("gw-a")
@@ -112,8 +114,9 @@ async def test_node_dies_under_qos1_load(
     gateways: GatewayFactory,
     mqtt_client: ClientFactory,
     nats_connect: NatsFactory,
+    go_offline: OfflineFactory,
     victim: str,
 ) -> None:
     """Kill the node gateway A is connected to, or the ``$MQTT_msgs`` leader: nothing is lost."""
     nc = await nats_connect(cluster.urls)
-    await load_through_node_loss(cluster, gateways, mqtt_client, nc, victim)
+    await load_through_node_loss(cluster, gateways, mqtt_client, go_offline, nc, victim)

@@ -1,0 +1,1 @@
+"""Upstream-mode integration tests: gateways fronting real nats-server processes."""

@@ -1,0 +1,108 @@
+"""JetStream not answering the gateway while a persistent session is resumed.
+
+The upstream user may not ask ``$JS.API.CONSUMER.INFO`` (the server drops the
+request), so the lookup of a resumed session's consumers gets no answer: a
+deterministic stand-in for a JetStream that is electing leaders after a node
+loss, which the cluster test meets by chance.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway.mqtt.packets import Connack, Connect
+from gateway.mqtt.properties import Properties
+from tests.integration.upstream.conftest import (
+    ClientFactory,
+    GatewayFactory,
+    OfflineFactory,
+    RawFactory,
+    ServerFactory,
+)
+
+pytestmark = pytest.mark.integration
+
+NO_CONSUMER_INFO = """
+authorization {
+  users: [
+    { user: gw, password: pw, permissions: { publish: { deny: ["$JS.API.CONSUMER.INFO.>"] } } }
+  ]
+}
+"""
+LOGIN = "user: gw, password: pw"
+
+
+async def resume_without_consumer_info(
+    configured_server: ServerFactory,
+    gateways: GatewayFactory,
+    raw: RawFactory,
+    mqtt_client: ClientFactory,
+    go_offline: OfflineFactory,
+    version: int,
+    mqtt: str = "",
+) -> tuple[list[object], float]:
+    """Store a session with a QoS 1 subscription, resume it; return what came and how long."""
+    server = await configured_server(NO_CONSUMER_INFO)
+    gateway = await gateways(server.url, mqtt, upstream=LOGIN)
+    keep = Properties(session_expiry_interval=3600) if version == 5 else None
+    first = await mqtt_client(gateway, "resume-me", version, clean=False, properties=keep)
+    assert await first.subscribe("r/1", qos=1) == [1]
+    await go_offline(first, "resume-me", f"nats://gw:pw@127.0.0.1:{server.port}")
+
+    again = await raw(gateway, version)
+    started = time.monotonic()
+    again.send(Connect("resume-me", clean_start=False, protocol_level=version, properties=keep))
+    seen = await again.closed(timeout=20)
+    return list(seen), time.monotonic() - started
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["3.1.1", "5.0"])
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: a store failure while restoring a resumed session's subscriptions, after "
+        "CONNACK 0 went out (gateway/mqtt/connection.py ~254, _on_connect -> subs.restore), "
+        "is answered in _handle (connection.py ~157-159) with _refuse(), which sends a "
+        "second CONNACK (0x88) "
+        "[MQTT-3.2.0-2 (v5): at most one CONNACK per connection]"
+    ),
+)
+async def test_one_connack_when_resuming_fails_after_it(
+    configured_server: ServerFactory,
+    gateways: GatewayFactory,
+    raw: RawFactory,
+    mqtt_client: ClientFactory,
+    go_offline: OfflineFactory,
+    version: int,
+) -> None:
+    seen, _ = await resume_without_consumer_info(
+        configured_server, gateways, raw, mqtt_client, go_offline, version
+    )
+    connacks = [p for p in seen if isinstance(p, Connack)]
+    assert seen and isinstance(seen[0], Connack), seen
+    assert len(connacks) == 1, f"CONNACKs on one connection: {connacks!r}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: mqtt.js_api_timeout is parsed but never used - gateway/backend.py:71 calls "
+        "JetStreamLog.attach() without timeout=, so every JetStream request waits the "
+        "default 5 s (streams/jetstream/log.py:136)"
+    ),
+)
+async def test_js_api_timeout_bounds_an_unanswered_jetstream_request(
+    configured_server: ServerFactory,
+    gateways: GatewayFactory,
+    raw: RawFactory,
+    mqtt_client: ClientFactory,
+    go_offline: OfflineFactory,
+) -> None:
+    """With js_api_timeout 1s, an unanswered consumer lookup ends the CONNECT within ~1 s."""
+    seen, took = await resume_without_consumer_info(
+        configured_server, gateways, raw, mqtt_client, go_offline, 4, mqtt='js_api_timeout: "1s"'
+    )
+    assert seen, "the gateway answered nothing"
+    assert took < 3.0, f"the unanswered JetStream request held the client {took:.1f}s"
