@@ -68,7 +68,9 @@ async def open_backend(options: Options, name: str) -> Backend:
         return Backend(bus, None, "upstream")
     domain = options.upstream.js_domain or options.mqtt.js_domain
     try:
-        upstream_log = await JetStreamLog.attach(bus.nc, bus=bus, domain=domain)
+        upstream_log = await JetStreamLog.attach(
+            bus.nc, bus=bus, domain=domain, timeout=options.mqtt.js_api_timeout
+        )
     except LogError as exc:
         await bus.close()
         raise BackendError(f"JetStream is not available upstream: {exc}") from None

@@ -156,6 +156,11 @@ class MqttConnection:
                     await self._on_connect(packet)
                 except StoreError as exc:
                     log.warning("mqtt cid:%d: session store unavailable: %s", self.cid, exc)
+                    if self.session.state is State.CONNECTED:
+                        # CONNACK already went out: end the connection instead.
+                        if self.session.v5:
+                            self.session.send(Disconnect(ReasonCode.SERVER_UNAVAILABLE))
+                        raise ConnectionClosed from None
                     await self._refuse(ReasonCode.SERVER_UNAVAILABLE, "session store unavailable")
                 await self._handle(self.session.resume())
             elif isinstance(packet, Pingreq):
@@ -473,9 +478,15 @@ class MqttConnection:
             self.expiry_interval = expiry
 
     async def take_over(self) -> None:
-        """Another connection took this client id: DISCONNECT 0x8E, no Will, and close."""
+        """Another connection took this client id: DISCONNECT 0x8E and close.
+
+        5.0 publishes the old connection's Will as for any other close, subject to
+        its Will Delay, which the new connection cancels by resuming the session
+        (3.1.4, 3.1.2.5); for 3.1.1 the Will is dropped, as the NATS server does.
+        """
         self._taken_over = True
-        self.will = None
+        if not self.session.v5:
+            self.will = None
         if self.session.v5 and self.session.state is State.CONNECTED:
             self.session.send(Disconnect(ReasonCode.SESSION_TAKEN_OVER))
             self._flush_now()
@@ -508,8 +519,9 @@ class MqttConnection:
         self._flush_now()
         await self.stream.close()
         broker = self.broker
+        holds = bool(self.client_id) and broker.live.get(self.client_id) is self
         try:
-            if self.client_id and broker.release(self.client_id, self):
+            if holds:
                 await self.subs.release()
                 if not self._graceful and self.will is not None:
                     self._schedule_will(self.will)
@@ -517,6 +529,10 @@ class MqttConnection:
         except StoreError as exc:
             log.warning("mqtt cid:%d: cleaning up the session failed: %s", self.cid, exc)
         finally:
+            # Released only once the session is saved: a reconnection that arrives
+            # meanwhile waits in claim_local (take_over) and then reads the saved record.
+            if holds:
+                broker.release(self.client_id, self)
             self._closed.set()
 
     async def _keep_or_end_session(self) -> None:

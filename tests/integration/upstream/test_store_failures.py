@@ -59,16 +59,6 @@ async def resume_without_consumer_info(
 
 
 @pytest.mark.parametrize("version", [4, 5], ids=["3.1.1", "5.0"])
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a store failure while restoring a resumed session's subscriptions, after "
-        "CONNACK 0 went out (gateway/mqtt/connection.py ~254, _on_connect -> subs.restore), "
-        "is answered in _handle (connection.py ~157-159) with _refuse(), which sends a "
-        "second CONNACK (0x88) "
-        "[MQTT-3.2.0-2 (v5): at most one CONNACK per connection]"
-    ),
-)
 async def test_one_connack_when_resuming_fails_after_it(
     configured_server: ServerFactory,
     gateways: GatewayFactory,
@@ -85,14 +75,6 @@ async def test_one_connack_when_resuming_fails_after_it(
     assert len(connacks) == 1, f"CONNACKs on one connection: {connacks!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: mqtt.js_api_timeout is parsed but never used - gateway/backend.py:71 calls "
-        "JetStreamLog.attach() without timeout=, so every JetStream request waits the "
-        "default 5 s (streams/jetstream/log.py:136)"
-    ),
-)
 async def test_js_api_timeout_bounds_an_unanswered_jetstream_request(
     configured_server: ServerFactory,
     gateways: GatewayFactory,

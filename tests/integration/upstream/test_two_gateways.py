@@ -115,18 +115,9 @@ async def test_takeover_across_gateways(
     assert (msg.topic, msg.payload) == ("take/y", b"back-on-a")
 
 
-RECONNECT_RACE = (
-    "bug: a client reconnecting to the same gateway right after DISCONNECT is refused with "
-    "0x88 (~10-40% of tries): _end (gateway/mqtt/connection.py ~509) releases the client id "
-    "before _keep_or_end_session saves the record, so claim_local (gateway/mqtt/broker.py "
-    "~112) does not wait, the new CONNECT loads the old revision and its save fails with "
-    "SessionConflict -> 'session store unavailable'"
-)
-
-
 @pytest.mark.parametrize(
     "same_gateway",
-    [pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=RECONNECT_RACE)), False],
+    [True, False],
     ids=["same-gateway", "other-gateway"],
 )
 async def test_reconnect_right_after_disconnect_resumes(
