@@ -17,6 +17,7 @@ import random
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 
 from gateway.bus.api import (
     DEFAULT_PENDING_LIMIT,
@@ -236,8 +237,10 @@ class LocalBus(Bus):
         if not plain and not groups:
             return
         pending = self._pending
-        for sub in plain:
-            pending.append((sub, msg))
+        if len(plain) == 1:
+            pending.append((plain[0], msg))
+        else:
+            pending.extend(zip(plain, repeat(msg)))  # fan-out without a Python-level loop
         for members in groups:
             pending.append((members[random.randrange(len(members))], msg))
         self._enqueued = self._enqueued + len(plain) + len(groups)

@@ -33,8 +33,35 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+class _LastEncoded:
+    """The last packet built: a fan-out delivers one message to many clients in a row."""
+
+    __slots__ = ("data", "payload", "topic", "v5")
+
+    def __init__(self) -> None:
+        self.topic = ""
+        self.payload = b""
+        self.v5 = False
+        self.data = b""
+
+
+_last = _LastEncoded()
+
+
 def encode_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
     """A QoS 0 PUBLISH without properties, RETAIN and DUP clear ([MQTT-3.3.1])."""
+    last = _last
+    if payload is last.payload and topic == last.topic and v5 is last.v5:
+        return last.data  # the same message again (identity check: no byte comparison)
+    data = _encode_qos0(topic, payload, v5)
+    last.topic = topic
+    last.payload = payload
+    last.v5 = v5
+    last.data = data
+    return data
+
+
+def _encode_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
     field = _topic_field(topic)
     length = len(field) + len(payload) + (1 if v5 else 0)
     head = bytes((0x30, length)) if length < 128 else b"\x30" + _varint(length)
