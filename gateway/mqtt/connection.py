@@ -387,10 +387,7 @@ class MqttConnection:
     ) -> None:
         """QoS 1 without waiting: PUBACK once the log has stored it, in publish order."""
         broker = self.broker
-        try:
-            broker.bus.publish(subject, payload, reply, headers)
-        except BusError as exc:
-            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+        self._core_publish(subject, payload, reply, headers)
         stored = broker.store.store_message(subject, payload, headers or {})
 
         def acknowledge(future: asyncio.Future[Any]) -> None:
@@ -411,10 +408,18 @@ class MqttConnection:
             self.broker.count("publish_refused")
             return
         headers = {ORIGIN: self.client_hash} if self.subs.has_no_local else None
+        self._core_publish(subject, packet.payload, "", headers)
+
+    def _core_publish(
+        self, subject: str, payload: bytes, reply: str, headers: Mapping[str, str] | None
+    ) -> bool:
+        """Publish on the bus (NATS subscribers, QoS 0 MQTT subscribers); False if it failed."""
         try:
-            self.broker.bus.publish(subject, packet.payload, "", headers)
+            self.broker.bus.publish(subject, payload, reply, headers)
         except BusError as exc:
             log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+            return False
+        return True
 
     def _publish_refusal(self, packet: Publish, subject: str) -> int | None:
         """The reason code refusing a PUBLISH, or None when it may go."""
@@ -444,10 +449,7 @@ class MqttConnection:
     ) -> None:
         """Hand an accepted publish on: core subject, the log for QoS >= 1, retained store."""
         broker = self.broker
-        try:
-            broker.bus.publish(subject, payload, reply, headers)
-        except BusError as exc:
-            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+        if not self._core_publish(subject, payload, reply, headers):
             return
         if retain:
             await broker.store.set_retained(topic, subject, payload, qos, headers or {})
