@@ -154,6 +154,17 @@ class Log(ABC):
         """
 
     @abstractmethod
+    async def update_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
+        """Change the filter subjects of an existing durable consumer, keeping its position.
+
+        Callers change only ``filter_subject``/``filter_subjects`` (the embedded
+        backend refuses any other change with BadRequest; JetStream applies what
+        it allows to update). ConsumerNotFound if absent. What is
+        pending acknowledgement stays pending; messages stored before the
+        update on a newly added filter are not delivered.
+        """
+
+    @abstractmethod
     async def consumer_info(self, stream: str, name: str) -> ConsumerInfo:
         """Position and counters of a consumer. ConsumerNotFound if absent."""
 

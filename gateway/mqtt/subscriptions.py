@@ -9,6 +9,13 @@ subject; messages that were published at QoS >= 1 reach it only that way
 (``$share/group/filter``) subscribes in queue group ``group`` and uses one
 consumer per group, so MQTT members and NATS queue subscribers share the load.
 
+With ``mqtt { consumer_mode: session }`` the non-shared QoS 1/2 subscriptions
+of a session share one durable consumer, ``<hash8>_session``, with a filter
+subject per NATS subject and one deliver subject; SUBSCRIBE and UNSUBSCRIBE
+change its filters. A delivery goes out once, at the highest granted QoS among
+the subscriptions it matches, with each of their subscription identifiers.
+The session's ``max_ack_pending`` budget then counts that consumer once.
+
 Outbound QoS 1/2 deliveries respect the client's Receive Maximum: what does
 not fit waits here, in order, and goes out as acknowledgements free the
 window (the NATS server instead drops and waits for ``ack_wait``). A
@@ -19,12 +26,14 @@ NAKed so that a reconnecting client gets it again at once, in order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from gateway.bus.api import BusError, Msg, Subscription
+from gateway.bus.subjects import subject_matches
 from gateway.mqtt.errors import protocol_error
 from gateway.mqtt.fastpath import cached_subject_to_topic, encode_qos0
 from gateway.mqtt.filters import SHARE_PREFIX, parse_filter
@@ -63,6 +72,10 @@ class _Live:
     skips_dollar: bool
     core: list[Subscription] = field(default_factory=list)
     durable: list[Subscription] = field(default_factory=list)
+    subscription_ids: tuple[int, ...] | None = None
+    """Session mode: the identifiers of every subscription a delivery matched."""
+    merged: bool = False
+    """Session mode: stands for the subscriptions a session-consumer delivery matched."""
 
 
 class Subscriptions:
@@ -77,6 +90,18 @@ class Subscriptions:
         self.has_no_local = False
         """Whether any subscription asked not to receive this client's own messages."""
         self._refusals: list[str] = []
+        self._session_sub: Subscription | None = None
+        self._session_deliver: str | None = None
+        self._session_subjects: tuple[str, ...] | None = None
+        """Session mode: the filters the session consumer has now (None: not known)."""
+
+    @property
+    def session_mode(self) -> bool:
+        """Whether the session's QoS 1/2 subscriptions share one consumer."""
+        return self.conn.options.mqtt.consumer_mode == "session"
+
+    def _in_session_consumer(self, live: _Live) -> bool:
+        return self.session_mode and live.share is None and bool(live.record.qos)
 
     def _changed(self) -> None:
         self.has_no_local = any(live.record.no_local for live in self._live.values())
@@ -87,11 +112,16 @@ class Subscriptions:
 
     def _budget(self, excluding: str | None = None) -> int:
         per = self.conn.options.mqtt.max_ack_pending
-        return sum(
-            per * len(live.subjects)
-            for key, live in self._live.items()
-            if live.record.qos and key != excluding
-        )
+        session = False
+        total = 0
+        for key, live in self._live.items():
+            if not live.record.qos or key == excluding:
+                continue
+            if self._in_session_consumer(live):
+                session = True
+            else:
+                total += per * len(live.subjects)
+        return total + (per if session else 0)
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------
 
@@ -115,6 +145,7 @@ class Subscriptions:
             codes.append(code)
             if live is not None:
                 started.append((live, is_new))
+        await self._sync_session_consumer()
         await self._save()
         reasons = "; ".join(self._refusals)
         self._refusals.clear()
@@ -167,7 +198,11 @@ class Subscriptions:
             return refused, None, False
         if granted:
             cost = mqtt.max_ack_pending * len(subjects)
-            if self._budget(excluding=topic_filter) + cost > MAX_SESSION_ACK_PENDING:
+            before = self._budget(excluding=topic_filter)
+            if self.session_mode and share is None:
+                # One consumer for the session: it costs once, whatever subscribes to it.
+                cost = 0 if self._has_session_subscription(topic_filter) else mqtt.max_ack_pending
+            if before + cost > MAX_SESSION_ACK_PENDING:
                 self._refusals.append(f"{topic_filter}: max_ack_pending budget of the session")
                 return ReasonCode.QUOTA_EXCEEDED, None, False
         record = SubscriptionRecord(
@@ -197,6 +232,7 @@ class Subscriptions:
                 continue
             await self._stop(live, delete_consumers=True)
             codes.append(ReasonCode.SUCCESS)
+        await self._sync_session_consumer()
         await self._save()
         self.conn.session.send(Unsuback(packet.packet_id, codes))
         self.conn.schedule_flush()
@@ -210,8 +246,11 @@ class Subscriptions:
             share, inner = parse_filter(key, 5 if key.startswith(SHARE_PREFIX) else 4)
             subjects = filter_to_subjects(inner)
             live = _Live(sub, share, subjects, excludes_dollar_topics(inner))
+            if self._in_session_consumer(live):
+                await self._drop_own_consumers(live)
             await self._start(live, create=False)
             self._live[key] = live
+        await self._sync_session_consumer()
         self._changed()
         self.conn.schedule_flush()
 
@@ -226,6 +265,11 @@ class Subscriptions:
                     continue
             live.core.clear()
             live.durable.clear()
+        session_sub, self._session_sub = self._session_sub, None
+        self._session_subjects = None
+        if session_sub is not None:
+            with contextlib.suppress(BusError):
+                await session_sub.unsubscribe()
         for _, key in self.conn.session.outbound.unacknowledged():
             reply = self._replies.get(key)
             if reply:
@@ -251,7 +295,9 @@ class Subscriptions:
         broker = conn.broker
         record = live.record
         share = live.share
-        if record.qos:
+        if self._in_session_consumer(live):
+            pass  # served by the session consumer (_sync_session_consumer)
+        elif record.qos:
             store = broker.store
             consumers = list(record.consumers)
             deliver = record.deliver_subject
@@ -289,9 +335,114 @@ class Subscriptions:
         live.core.clear()
         live.durable.clear()
         if delete_consumers and live.share is None:
+            session_name = self._session_consumer_name()
             for name in live.record.consumers:
-                await self.conn.broker.store.delete_consumer(name)
+                if name != session_name:
+                    await self.conn.broker.store.delete_consumer(name)
         self._waiting = deque(entry for entry in self._waiting if entry[0] is not live)
+
+    # -- session mode: one consumer for the session ---------------------------------
+
+    def _session_consumer_name(self) -> str:
+        return self.conn.broker.store.session_consumer_name(self.conn.client_hash)
+
+    def _has_session_subscription(self, excluding: str) -> bool:
+        return any(
+            self._in_session_consumer(live) for key, live in self._live.items() if key != excluding
+        )
+
+    async def _drop_own_consumers(self, live: _Live) -> None:
+        """A subscription stored in subscription mode resumes in session mode: its
+        per-subscription consumers give way to the session consumer."""
+        name = self._session_consumer_name()
+        for consumer in live.record.consumers:
+            if consumer != name:
+                await self.conn.broker.store.delete_consumer(consumer)
+            elif self._session_deliver is None and live.record.deliver_subject:
+                self._session_deliver = live.record.deliver_subject
+        live.record = replace(live.record, consumers=(), deliver_subject=None)
+
+    async def _sync_session_consumer(self) -> None:
+        """Bring the session consumer's filters to the subscriptions it serves now."""
+        if not self.session_mode:
+            return
+        lives = [live for live in self._live.values() if self._in_session_consumer(live)]
+        subjects = tuple(sorted({s for live in lives for s in live.subjects}))
+        broker = self.conn.broker
+        store = broker.store
+        name = self._session_consumer_name()
+        if not subjects:
+            if self._session_subjects is not None or self._session_sub is not None:
+                await store.delete_consumer(name)
+            self._session_subjects = None
+            sub, self._session_sub = self._session_sub, None
+            if sub is not None:
+                await sub.unsubscribe()
+            return
+        deliver = self._session_deliver
+        if deliver is None:
+            deliver = self._session_deliver = DELIVER_PREFIX + nuid()
+        if self._session_sub is None:
+            self._session_sub = await broker.bus.subscribe(deliver, self._on_session_durable)
+        if self._session_subjects is None:
+            await store.ensure_session_consumer(self.conn.client_hash, subjects, deliver)
+        elif self._session_subjects != subjects:
+            await store.update_session_consumer(self.conn.client_hash, subjects, deliver)
+        self._session_subjects = subjects
+        for live in lives:
+            if live.record.consumers != (name,) or live.record.deliver_subject != deliver:
+                live.record = replace(live.record, consumers=(name,), deliver_subject=deliver)
+
+    def _session_target(self, msg: Msg) -> tuple[_Live, str] | None:
+        """The subscriptions a session-consumer delivery is for, merged, and its topic."""
+        subject = msg.subject
+        matches: list[_Live] = []
+        topic: str | None = None
+        for live in self._live.values():
+            if not self._in_session_consumer(live):
+                continue
+            if not any(subject_matches(f, subject) for f in live.subjects):
+                continue
+            found = self._topic_for(live, msg)
+            if found is not None:
+                topic = found
+                matches.append(live)
+        if not matches or topic is None:
+            return None
+        best = max(matches, key=lambda live: live.record.qos)
+        ids = tuple(
+            sorted(
+                {
+                    live.record.subscription_id
+                    for live in matches
+                    if live.record.subscription_id is not None
+                }
+            )
+        )
+        record = replace(
+            best.record,
+            retain_as_published=any(live.record.retain_as_published for live in matches),
+        )
+        merged = _Live(
+            record, None, best.subjects, best.skips_dollar, subscription_ids=ids, merged=True
+        )
+        return merged, topic
+
+    def _on_session_durable(self, msg: Msg) -> None:
+        if msg.subject.startswith(MSGS_PREFIX):
+            msg = Msg(msg.subject[len(MSGS_PREFIX) :], msg.payload, msg.reply, msg.headers)
+        bus = self.conn.broker.bus
+        target = self._session_target(msg)
+        if target is None or not msg.reply:
+            if msg.reply:
+                bus.publish(msg.reply, ACK)
+            return
+        live, topic = target
+        outbound = self.conn.session.outbound
+        if self._waiting or outbound.full:
+            self._waiting.append((live, msg, False))
+            return
+        self._send_durable(live, msg, topic)
 
     # -- delivery -----------------------------------------------------------------
 
@@ -382,7 +533,11 @@ class Subscriptions:
             if expired:
                 conn.broker.count("expired")
                 return False
-            if record.subscription_id is not None:
+            if live.subscription_ids is not None:
+                if live.subscription_ids:
+                    properties = properties or Properties()
+                    properties.subscription_identifiers = live.subscription_ids
+            elif record.subscription_id is not None:
                 properties = properties or Properties()
                 properties.subscription_identifiers = (record.subscription_id,)
             if reply and (properties is None or properties.response_topic is None):
@@ -432,6 +587,15 @@ class Subscriptions:
         outbound = self.conn.session.outbound
         while self._waiting and not outbound.full:
             live, msg, retained = self._waiting.popleft()
+            if live.merged:
+                # The subscriptions may have changed while it waited: match again.
+                target = self._session_target(msg)
+                if target is None:
+                    if msg.reply:
+                        self.conn.broker.bus.publish(msg.reply, ACK)
+                    continue
+                self._send_durable(target[0], msg, target[1])
+                continue
             topic = self._topic_for(live, msg)
             if topic is None:
                 continue

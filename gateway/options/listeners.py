@@ -268,7 +268,10 @@ _MQTT_KEYS: dict[str, tuple[str, ...]] = {
     "js_api_timeout": ("api_timeout",),
     "reject_qos2_publish": ("reject_qos2_pub",),
     "downgrade_qos2_subscribe": ("downgrade_qos2_sub",),
+    "consumer_mode": (),
 }
+
+CONSUMER_MODES = ("subscription", "session")
 
 
 def parse_mqtt(ctx: Context, e: Entry) -> MQTTOptions | None:
@@ -316,6 +319,14 @@ def parse_mqtt(ctx: Context, e: Entry) -> MQTTOptions | None:
         timeout = as_duration(ctx, entry, name="js_api_timeout")
         if timeout is not None:
             out["js_api_timeout"] = timeout or DEFAULT_MQTT_JS_API_TIMEOUT
+    if (entry := b.get("consumer_mode")) is not None:
+        mode = as_str(ctx, entry)
+        if mode is not None:
+            if mode in CONSUMER_MODES:
+                out["consumer_mode"] = mode
+            else:
+                allowed = " or ".join(f'"{m}"' for m in CONSUMER_MODES)
+                ctx.error(entry.pos, f'invalid consumer_mode "{mode}": must be {allowed}')
     return MQTTOptions(**{k: v for k, v in out.items() if v is not None})
 
 

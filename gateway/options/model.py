@@ -299,6 +299,9 @@ class MQTTOptions:
     js_api_timeout: float = DEFAULT_MQTT_JS_API_TIMEOUT
     reject_qos2_publish: bool = False
     downgrade_qos2_subscribe: bool = False
+    consumer_mode: str = "subscription"
+    """``subscription``: one durable consumer per QoS >= 1 subscription (per NATS subject);
+    ``session``: one durable consumer per session, with a filter subject per subscription."""
 
     @property
     def enabled(self) -> bool:

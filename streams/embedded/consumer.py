@@ -115,6 +115,37 @@ class Consumer:
         self.sseq = self.next_scan - 1
         self.resync()
 
+    def refilter(self, config: ConsumerConfig) -> None:
+        """Take new filter subjects, keeping the position and what awaits an ack.
+
+        Undelivered messages that matched before and still match are delivered;
+        messages stored before the update on a newly added filter are not.
+        """
+        old = self._filters
+
+        def before(subject: str) -> bool:
+            return not old or any(subject_matches(f, subject) for f in old)
+
+        self.config = config
+        self._filters = config.filters
+        msgs = self.stream.store.msgs
+        if self.live:
+            candidates: list[int] = list(self.ready)
+        else:
+            candidates = [s for s in msgs if s >= self.next_scan]
+        keep: list[int] = []
+        for seq in candidates:
+            entry = msgs.get(seq)
+            if entry is not None and before(entry[0]) and self.matches(entry[0]):
+                keep.append(seq)
+        if len(keep) > _READY_MAX:
+            self.next_scan = keep[0]
+            self.live = False
+        else:
+            self.ready = deque(keep)
+            self.live = True
+        self.resync()
+
     def resync(self) -> None:
         """Recount pending messages and drop acks for vanished ones (after a bulk removal)."""
         store = self.stream.store

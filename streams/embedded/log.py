@@ -568,6 +568,43 @@ class EmbeddedLog(Log):
         c.kick()
         return c.info()
 
+    async def update_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
+        self._check_open()
+        s = self._get_stream(stream)
+        name = config.durable_name or config.name
+        if not name:
+            raise BadRequest("updating a consumer needs its name")
+        c = self._consumer(stream, name)
+        try:
+            for f in config.filters:
+                validate_subject(f, wildcards=True)
+        except InvalidSubject as exc:
+            raise BadRequest(str(exc)) from None
+        if config.durable_name and config.name is None:
+            config = dataclasses.replace(config, name=name)
+        if config.inactive_threshold is None:
+            config = dataclasses.replace(config, inactive_threshold=c.config.inactive_threshold)
+        unfiltered = dataclasses.replace(config, filter_subject=None, filter_subjects=())
+        current = dataclasses.replace(c.config, filter_subject=None, filter_subjects=())
+        if unfiltered != current:
+            raise BadRequest("consumer update may only change the filter subjects")
+        if config == c.config:
+            return c.info()
+        if s.config.retention is RetentionPolicy.WORK_QUEUE:
+            s.detach(c)
+            try:
+                self._check_workqueue(s, config)
+            finally:
+                s.attach(c)
+        s.detach(c)
+        c.refilter(config)
+        s.attach(c)
+        self._save_consumer(c)
+        s.drop_unneeded()
+        c.kick()
+        await self._commit_now()
+        return c.info()
+
     def _check_workqueue(self, s: Stream, config: ConsumerConfig) -> None:
         if config.ack_policy is not AckPolicy.EXPLICIT:
             raise BadRequest("workqueue stream requires explicit ack")

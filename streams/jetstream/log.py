@@ -334,6 +334,22 @@ class JetStreamLog(Log):
             resp = await self._api(f"CONSUMER.CREATE.{stream}", body)
         return consumer_info_from_json(resp)
 
+    async def update_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
+        _check_name("stream", stream)
+        for f in config.filters:
+            self._check_subject(f, wildcards=True)
+        name = config.name or config.durable_name
+        if not name:
+            raise BadRequest("updating a consumer needs its name")
+        _check_name("consumer", name)
+        body: JSON = {
+            "stream_name": stream,
+            "config": consumer_config_to_json(config),
+            "action": "update",
+        }
+        resp = await self._api(f"CONSUMER.CREATE.{stream}.{name}", body)
+        return consumer_info_from_json(resp)
+
     async def consumer_info(self, stream: str, name: str) -> ConsumerInfo:
         _check_name("stream", stream)
         _check_name("consumer", name)

@@ -81,6 +81,7 @@ _ERRORS: dict[int, type[LogError]] = {
     10058: StreamNameInUse,
     10065: SubjectsOverlap,
     10014: ConsumerNotFound,
+    10149: ConsumerNotFound,  # "consumer does not exist" (an update of a missing consumer)
     10148: ConsumerNameInUse,
     10013: ConsumerNameInUse,  # "consumer name already in use"
     10037: MessageNotFound,

@@ -410,6 +410,76 @@ class MqttStore:
                 # The group's consumer exists with other settings: share it as it is.
         return name
 
+    @staticmethod
+    def session_consumer_name(client_hash: str) -> str:
+        """The one durable consumer of a session in ``consumer_mode: session``."""
+        return f"{client_hash}_session"
+
+    def _session_config(
+        self, client_hash: str, subjects: Sequence[str], deliver_subject: str
+    ) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.session_consumer_name(client_hash),
+            deliver_subject=deliver_subject,
+            filter_subjects=tuple(MSGS_PREFIX + subject for subject in subjects),
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self._ack_wait,
+            max_ack_pending=self._max_ack_pending,
+            max_deliver=-1,
+            mem_storage=self._mem,
+            inactive_threshold=self._inactive,
+        )
+
+    async def ensure_session_consumer(
+        self, client_hash: str, subjects: Sequence[str], deliver_subject: str
+    ) -> str:
+        """Create the session's consumer filtering ``$MQTT.msgs.<subject>`` for each subject,
+        or bring an existing one to these filters (its position and pending acks kept);
+        return its name.
+
+        An existing consumer with other settings than filters (options changed, or
+        another deliver subject) is deleted and created again.
+        """
+        if not subjects:
+            raise StoreError("a session consumer needs at least one subject")
+        config = self._session_config(client_hash, subjects, deliver_subject)
+        name = self.session_consumer_name(client_hash)
+        with _log_errors(f"creating the session consumer {name}"):
+            try:
+                await self._log.add_consumer(MSGS_STREAM, config)
+                return name
+            except ConsumerNameInUse:
+                pass
+            try:
+                await self._log.update_consumer(MSGS_STREAM, config)
+            except ConsumerNotFound:
+                await self._log.add_consumer(MSGS_STREAM, config)
+            except LogError as exc:
+                if isinstance(exc, LogTimeout):
+                    raise
+                logger.info("session consumer %s: re-created (%s)", name, exc)
+                with contextlib.suppress(ConsumerNotFound):
+                    await self._log.delete_consumer(MSGS_STREAM, name)
+                await self._log.add_consumer(MSGS_STREAM, config)
+        return name
+
+    async def update_session_consumer(
+        self, client_hash: str, subjects: Sequence[str], deliver_subject: str
+    ) -> str:
+        """Change the session consumer's filters to ``subjects`` (created if missing)."""
+        if not subjects:
+            raise StoreError("a session consumer needs at least one subject")
+        config = self._session_config(client_hash, subjects, deliver_subject)
+        name = self.session_consumer_name(client_hash)
+        with _log_errors(f"updating the session consumer {name}"):
+            try:
+                await self._log.update_consumer(MSGS_STREAM, config)
+                return name
+            except ConsumerNotFound:
+                pass
+        return await self.ensure_session_consumer(client_hash, subjects, deliver_subject)
+
     async def consumer_exists(self, name: str) -> bool:
         """True if the durable consumer ``name`` exists on the messages stream."""
         with _log_errors(f"looking up consumer {name}"):
