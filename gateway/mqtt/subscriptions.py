@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from gateway.bus.api import BusError, Msg, Subscription
-from gateway.bus.subjects import subject_matches
+from gateway.bus.subjects import is_literal, subject_matches, subjects_overlap
 from gateway.mqtt.errors import protocol_error
 from gateway.mqtt.fastpath import cached_subject_to_topic, encode_qos0
 from gateway.mqtt.filters import SHARE_PREFIX, parse_filter
@@ -51,6 +51,8 @@ from gateway.mqtt.topics import (
 from streams.types import parse_ack
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from gateway.mqtt.connection import MqttConnection
 
 log = logging.getLogger("jetgate.mqtt")
@@ -60,6 +62,69 @@ ACK = b"+ACK"
 NAK = b"-NAK"
 
 _Key = tuple[str, int]  # (consumer, stream sequence) of a durable delivery
+
+
+def _covers(wide: str, narrow: str) -> bool:
+    """True when every subject matched by filter ``narrow`` is matched by filter ``wide``."""
+    wt = wide.split(".")
+    nt = narrow.split(".")
+    for i, w in enumerate(wt):
+        if w == ">":
+            return len(nt) > i
+        if i >= len(nt) or nt[i] == ">":
+            return False
+        if w != "*" and (nt[i] == "*" or w != nt[i]):
+            return False
+    return len(wt) == len(nt)
+
+
+def _cover(a: str, b: str) -> str:
+    """A filter matching everything ``a`` and ``b`` match (two filters that overlap)."""
+    common: list[str] = []
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y or x == ">":
+            break
+        common.append(x)
+    return ".".join([*common, ">"])
+
+
+def disjoint_filters(subjects: Iterable[str]) -> tuple[str, ...]:
+    """Filters for one consumer that cover ``subjects`` and overlap nowhere, sorted.
+
+    JetStream refuses a consumer whose filter subjects overlap. A filter covered
+    by another is dropped (``a.b`` under ``a.>``); two that only partly overlap
+    (``a.*.c``, ``a.b.*``) give way to one wider filter (``a.>``); deliveries
+    that no subscription matches are acknowledged on arrival.
+    """
+    literals: set[str] = set()
+    wilds: list[str] = []
+
+    def add(subject: str) -> None:
+        if subject in literals or any(_covers(w, subject) for w in wilds):
+            return
+        if is_literal(subject):
+            literals.add(subject)
+            return
+        for lit in [lit for lit in literals if subject_matches(subject, lit)]:
+            literals.discard(lit)
+        partial: list[str] = []
+        for w in list(wilds):
+            if _covers(subject, w):
+                wilds.remove(w)
+            elif subjects_overlap(subject, w):
+                wilds.remove(w)
+                partial.append(w)
+        if not partial:
+            wilds.append(subject)
+            return
+        wider = subject
+        for w in partial:
+            wider = _cover(wider, w)
+        add(wider)
+
+    for subject in sorted(set(subjects), key=lambda s: (is_literal(s), s)):
+        add(subject)
+    return tuple(sorted([*literals, *wilds]))
 
 
 @dataclass(eq=False)
@@ -198,11 +263,10 @@ class Subscriptions:
             return refused, None, False
         if granted:
             cost = mqtt.max_ack_pending * len(subjects)
-            before = self._budget(excluding=topic_filter)
             if self.session_mode and share is None:
                 # One consumer for the session: it costs once, whatever subscribes to it.
                 cost = 0 if self._has_session_subscription(topic_filter) else mqtt.max_ack_pending
-            if before + cost > MAX_SESSION_ACK_PENDING:
+            if cost and self._budget(excluding=topic_filter) + cost > MAX_SESSION_ACK_PENDING:
                 self._refusals.append(f"{topic_filter}: max_ack_pending budget of the session")
                 return ReasonCode.QUOTA_EXCEEDED, None, False
         record = SubscriptionRecord(
@@ -367,7 +431,7 @@ class Subscriptions:
         if not self.session_mode:
             return
         lives = [live for live in self._live.values() if self._in_session_consumer(live)]
-        subjects = tuple(sorted({s for live in lives for s in live.subjects}))
+        subjects = disjoint_filters(s for live in lives for s in live.subjects)
         broker = self.conn.broker
         store = broker.store
         name = self._session_consumer_name()

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from gateway.bus.subjects import is_literal, subject_matches, subjects_overlap
 from gateway.mqtt.packets import Puback, Publish, Subscription
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.store import MSGS_STREAM, hash8
+from gateway.mqtt.subscriptions import disjoint_filters
 from gateway.server import Gateway
 from tests.integration.mqtt.conftest import GatewayFactory, RawFactory
 from tests.integration.mqtt.helpers import RawSession
@@ -132,3 +136,27 @@ async def test_the_budget_counts_the_session_consumer_once(
     # Shared groups keep their own consumers, each counted.
     assert await sub.subscribe("$share/g/b/5", qos=1) == [1]
     assert await sub.subscribe("$share/g/b/6", qos=1) == [0x80]
+
+
+@pytest.mark.parametrize(
+    ("subjects", "filters"),
+    [
+        (["a", "b"], ("a", "b")),
+        (["a.b", "a.>", "a"], ("a", "a.>")),
+        (["a.*", "a.b", "a.>"], ("a.>",)),
+        (["a.*.c", "a.b.*", "x"], ("a.>", "x")),
+        (["*.b", "a.*", "c.d"], (">",)),
+        (["a.*", "b.*", "a.x", "b"], ("a.*", "b", "b.*")),
+        (["a.*.c.>", "a.*.d", "a.b.c.e"], ("a.*.c.>", "a.*.d")),
+    ],
+)
+def test_session_consumer_filters_never_overlap(
+    subjects: list[str], filters: tuple[str, ...]
+) -> None:
+    assert disjoint_filters(subjects) == filters
+    for i, a in enumerate(filters):
+        for b in filters[i + 1 :]:
+            assert not subjects_overlap(a, b)
+    for subject in subjects:
+        if is_literal(subject):
+            assert any(subject_matches(f, subject) for f in filters)

@@ -109,3 +109,28 @@ async def test_session_consumer_follows_subscribe_unsubscribe_and_resume(
     await go_offline(back, "follow", nats_server.url)
     await (await mqtt_client(gateway, "follow", clean=True)).disconnect()
     assert await js.consumers_info(MSGS) == []
+
+
+async def test_overlapping_filters_share_the_session_consumer(
+    nats_server: NatsServer,
+    gateways: GatewayFactory,
+    mqtt_client: ClientFactory,
+    jetstream: JetStreamFactory,
+) -> None:
+    """JetStream refuses overlapping filter subjects: they are merged, deliveries routed."""
+    gateway = await gateways(nats_server.url, "consumer_mode: session")
+    js = await jetstream(nats_server.url)
+    client = await mqtt_client(gateway, "overlap")
+    assert await client.subscribe("o/+", "o/#", qos=1) == [1, 1]
+    assert await client.subscribe("p/+/c", "p/b/+", qos=1) == [1, 1]
+    (info,) = await js.consumers_info(MSGS)
+    assert _filters(info) == {"o", "o.>", "p.>"}
+    publisher = await mqtt_client(gateway, "overlap-pub")
+    await publisher.publish("p/x/y", b"no subscription", qos=1)
+    for topic in ("o/1", "p/b/c", "p/a/c", "p/b/d", "o"):
+        await publisher.publish(topic, topic.encode(), qos=1)
+    got = await client.receive_acked(5)
+    assert [m.topic for m in got] == ["o/1", "p/b/c", "p/a/c", "p/b/d", "o"]
+    await client.quiet()
+    info = await js.consumer_info(MSGS, info.name)
+    assert info.num_ack_pending == 0
