@@ -13,6 +13,7 @@ import time
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 
 from tests.integration.upstream.conftest import (
     ClientFactory,
@@ -52,11 +53,37 @@ async def test_stream_replicas_setting_makes_replicated_streams(
         assert consumer.cluster is not None and len(consumer.cluster.replicas or ()) == 2
 
 
+async def leaders_again(cluster: Cluster, nats_connect: NatsFactory, timeout: float = 20) -> None:
+    """Wait until every MQTT stream and consumer answers with a leader after the node loss.
+
+    JetStream elects new leaders within seconds; a session resumed before that
+    fails (see test_failed_resume_keeps_the_stored_subscriptions, which makes
+    that case deterministic). Polled, as a start-up is: there is no event.
+    """
+    nc = await nats_connect([node.url for node in cluster.nodes if node.running])
+    js = nc.jetstream(timeout=1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            streams = [await js.stream_info(name) for name in MQTT_STREAMS]
+            ready = all(info.cluster is not None and info.cluster.leader for info in streams)
+            for consumer in await js.consumers_info("$MQTT_msgs"):
+                info = await js.consumer_info("$MQTT_msgs", consumer.name)
+                ready = ready and info.cluster is not None and bool(info.cluster.leader)
+        except (NatsError, TimeoutError):
+            ready = False
+        if ready:
+            return
+        assert time.monotonic() < deadline, "JetStream did not elect new leaders"
+        await asyncio.sleep(0.2)
+
+
 async def load_through_node_loss(
     cluster: Cluster,
     gateways: GatewayFactory,
     mqtt_client: ClientFactory,
     go_offline: OfflineFactory,
+    nats_connect: NatsFactory,
     js_client: NatsClient,
     pick_victim: str,
 ) -> None:
@@ -103,7 +130,8 @@ async def load_through_node_loss(
     if pick_victim == "gateway":
         assert await cluster.node_serving("gw-a") is not victim  # it did reconnect elsewhere
 
-    # The offline subscriber resumes on B (retrying while JetStream re-elects leaders).
+    # The offline subscriber resumes on B once JetStream has leaders again.
+    await leaders_again(cluster, nats_connect)
     await resume_and_drain(b.mqtt.port, "cluster-offline", tally.acked, tally, timeout=20)
 
 
@@ -119,4 +147,6 @@ async def test_node_dies_under_qos1_load(
 ) -> None:
     """Kill the node gateway A is connected to, or the ``$MQTT_msgs`` leader: nothing is lost."""
     nc = await nats_connect(cluster.urls)
-    await load_through_node_loss(cluster, gateways, mqtt_client, go_offline, nc, victim)
+    await load_through_node_loss(
+        cluster, gateways, mqtt_client, go_offline, nats_connect, nc, victim
+    )
