@@ -44,7 +44,13 @@ from gateway.mqtt.packets import (
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reason_codes import ReasonCode
 from gateway.mqtt.session import MqttSession, Qos2Resent, State
-from gateway.mqtt.store import SessionRecord, StagedMessage, StoreError, hash8
+from gateway.mqtt.store import (
+    SessionRecord,
+    StagedMessage,
+    StoreError,
+    SubscriptionRecord,
+    hash8,
+)
 from gateway.mqtt.store.errors import SessionCollision
 from gateway.mqtt.subscriptions import Subscriptions
 from gateway.mqtt.topics import is_internal_subject, topic_to_subject
@@ -91,6 +97,8 @@ class MqttConnection:
         self._last_read = time.monotonic()
         self._flush_scheduled = False
         self._keep_alive = 0.0
+        self._restored = True
+        """False while (or when) restoring a resumed session's subscriptions fails midway."""
         self._unwatch: Callable[[], None] | None = None
 
     # -- the read loop -------------------------------------------------------
@@ -256,7 +264,9 @@ class MqttConnection:
         broker.hold(client_id, self)
         log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
         if present:
+            self._restored = False
             await self.subs.restore(self.record)
+            self._restored = True
 
     def reason(self, text: str) -> Properties | None:
         """A Reason String property for 5.0 clients that did not turn problem information off."""
@@ -549,13 +559,20 @@ class MqttConnection:
                 SessionRecord(
                     client_id=self.client_id,
                     expiry_interval=self.expiry_interval,
-                    subscriptions=self.subs.records(),
+                    subscriptions=self._subscriptions_to_keep(),
                     pending_pubrel=tuple(self.session.outbound.pending_pubrel()),
                     disconnected_at=time.time(),
                     revision=self.record.revision,
                 )
             )
         broker.schedule_expiry(self.client_id, self.expiry_interval)
+
+    def _subscriptions_to_keep(self) -> dict[str, SubscriptionRecord]:
+        """The subscriptions to store: a failed restore keeps the stored ones it did not reach."""
+        kept = self.subs.records()
+        if not self._restored and self.record is not None:
+            return {**self.record.subscriptions, **kept}
+        return kept
 
     def _schedule_will(self, will: Will) -> None:
         delay = float(will.properties.will_delay_interval or 0) if self.session.v5 else 0.0

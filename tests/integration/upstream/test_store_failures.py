@@ -115,18 +115,6 @@ async def test_js_api_timeout_bounds_an_unanswered_jetstream_request(
 
 
 @pytest.mark.parametrize("version", [4, 5], ids=["3.1.1", "5.0"])
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a resume whose restore fails (StoreError in Subscriptions.restore, "
-        "gateway/mqtt/subscriptions.py:304) closes the connection, and _end "
-        "(gateway/mqtt/connection.py:516, l.530 -> _keep_or_end_session, l.552) then saves "
-        "the session record with subs.records() of the half-restored connection ({}): the stored "
-        "subscriptions are erased, their consumers are orphaned with every pending message, "
-        "and the next resume reports session present but delivers nothing (seen in "
-        "test_cluster.py under node loss)"
-    ),
-)
 async def test_failed_resume_keeps_the_stored_subscriptions(
     configured_server: ServerFactory,
     gateways: GatewayFactory,
