@@ -182,6 +182,14 @@ class Log(ABC):
     async def ack(self, reply: str) -> None:
         """Acknowledge a delivery (``+ACK``)."""
 
+    def ack_nowait(self, reply: str) -> None:
+        """Acknowledge a delivery without waiting or confirmation (the hot path).
+
+        The default publishes ``+ACK`` on the reply subject, as JetStream
+        clients do; a backend that can apply it directly does so.
+        """
+        self.bus.publish(reply, b"+ACK")
+
     @abstractmethod
     async def nak(self, reply: str, delay: float | None = None) -> None:
         """Ask for redelivery, after ``delay`` seconds if given (``-NAK``)."""

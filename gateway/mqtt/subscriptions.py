@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jetgate.mqtt")
 
 MAX_SESSION_ACK_PENDING = 65535
-ACK = b"+ACK"
 NAK = b"-NAK"
 
 _Key = tuple[str, int]  # (consumer, stream sequence) of a durable delivery
@@ -495,11 +494,10 @@ class Subscriptions:
     def _on_session_durable(self, msg: Msg) -> None:
         if msg.subject.startswith(MSGS_PREFIX):
             msg = Msg(msg.subject[len(MSGS_PREFIX) :], msg.payload, msg.reply, msg.headers)
-        bus = self.conn.broker.bus
         target = self._session_target(msg)
         if target is None or not msg.reply:
             if msg.reply:
-                bus.publish(msg.reply, ACK)
+                self.conn.broker.log.ack_nowait(msg.reply)
             return
         live, topic = target
         outbound = self.conn.session.outbound
@@ -553,10 +551,9 @@ class Subscriptions:
         if msg.subject.startswith(MSGS_PREFIX):
             msg = Msg(msg.subject[len(MSGS_PREFIX) :], msg.payload, msg.reply, msg.headers)
         topic = self._topic_for(live, msg)
-        bus = self.conn.broker.bus
         if topic is None or not msg.reply:
             if msg.reply:
-                bus.publish(msg.reply, ACK)
+                self.conn.broker.log.ack_nowait(msg.reply)
             return
         outbound = self.conn.session.outbound
         if self._waiting or outbound.full:
@@ -575,7 +572,7 @@ class Subscriptions:
         self._replies[key] = msg.reply
         if not self._send(live, topic, msg, qos, pid, info.num_delivered > 1, retained=False):
             self._finish(key)
-            self.conn.broker.bus.publish(msg.reply, ACK)
+            self.conn.broker.log.ack_nowait(msg.reply)
 
     def _send(
         self,
@@ -656,7 +653,7 @@ class Subscriptions:
                 target = self._session_target(msg)
                 if target is None:
                     if msg.reply:
-                        self.conn.broker.bus.publish(msg.reply, ACK)
+                        self.conn.broker.log.ack_nowait(msg.reply)
                     continue
                 self._send_durable(target[0], msg, target[1])
                 continue
@@ -676,7 +673,7 @@ class Subscriptions:
         if key is not None:
             reply = self._finish(key)
             if reply:
-                self.conn.broker.bus.publish(reply, ACK)
+                self.conn.broker.log.ack_nowait(reply)
         self._pump()
 
     async def on_pubrec(self, packet: Pubrec) -> None:
@@ -685,7 +682,7 @@ class Subscriptions:
         if key is not None:
             reply = self._finish(key)
             if reply:
-                self.conn.broker.bus.publish(reply, ACK)
+                self.conn.broker.log.ack_nowait(reply)
         if packet.reason_code >= 0x80:
             session.outbound.pubcomp(packet.packet_id)  # [MQTT-4.3.3-?] the exchange ends here
             self._pump()

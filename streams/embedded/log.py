@@ -728,6 +728,10 @@ class EmbeddedLog(Log):
     async def ack(self, reply: str) -> None:
         self._handle_ack(reply, b"+ACK")
 
+    def ack_nowait(self, reply: str) -> None:
+        # Applied at once: no trip through the bus's subject matching per ack.
+        self._handle_ack(reply, b"+ACK")
+
     async def nak(self, reply: str, delay: float | None = None) -> None:
         payload = b"-NAK"
         if delay:
