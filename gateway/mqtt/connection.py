@@ -15,7 +15,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.jwt import is_jwt
@@ -398,10 +397,9 @@ class MqttConnection:
         """QoS 1 without waiting: PUBACK once the log has stored it, in publish order."""
         broker = self.broker
         self._core_publish(subject, payload, reply, headers)
-        stored = broker.store.store_message(subject, payload, headers or {})
 
-        def acknowledge(future: asyncio.Future[Any]) -> None:
-            if future.cancelled() or future.exception() is not None:
+        def acknowledge(stored: bool) -> None:
+            if not stored:
                 # Not stored: no PUBACK, and the client is closed (it will resend).
                 broker.count("store_failures")
                 broker.spawn(self.stream.close())
@@ -409,7 +407,7 @@ class MqttConnection:
             self.session.send(Puback(pid))
             self.schedule_flush()
 
-        asyncio.ensure_future(stored).add_done_callback(acknowledge)
+        broker.store.store_message_then(subject, payload, headers or {}, acknowledge)
 
     def _publish_bare_qos0(self, packet: Publish) -> None:
         """The hot path: QoS 0, no RETAIN, no properties; nothing to await."""

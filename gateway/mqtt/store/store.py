@@ -30,7 +30,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 from gateway.bus.api import BusError, Msg, Subscription
 from gateway.mqtt.store.errors import (
@@ -360,6 +360,25 @@ class MqttStore:
 
         inner.add_done_callback(done)
         return outer
+
+    def store_message_then(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        then: Callable[[bool], None],
+    ) -> None:
+        """``store_message`` for the hot path: ``then(stored)`` runs once the log answers.
+
+        One future and one callback per message (``store_message`` wraps the
+        log's future in a second one to turn its error into a StoreError).
+        """
+        inner = self._log.publish_async(MSGS_PREFIX + subject, payload, headers)
+
+        def done(fut: asyncio.Future[PubAck]) -> None:
+            then(not fut.cancelled() and fut.exception() is None)
+
+        inner.add_done_callback(done)
 
     async def create_consumer(
         self,
