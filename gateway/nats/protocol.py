@@ -109,7 +109,7 @@ def _text(raw: bytes, what: str) -> str:
 class ClientParser:
     """Incremental parser of one client's byte stream; feed any chunking, get whole operations."""
 
-    __slots__ = ("_buffer", "_pending", "max_control_line", "max_payload")
+    __slots__ = ("_buffer", "_need", "_pending", "max_control_line", "max_payload")
 
     def __init__(
         self,
@@ -119,44 +119,51 @@ class ClientParser:
         self.max_payload = max_payload
         self.max_control_line = max_control_line
         self._buffer = bytearray()
+        self._need = 0
         # A PUB/HPUB whose header was read and whose payload is awaited:
         # (subject, reply, header size or -1, total size).
         self._pending: tuple[str, str | None, int, int] | None = None
 
     def feed(self, data: bytes) -> list[ClientOp]:
         """Take received bytes; return the operations they complete, in order."""
-        buf = self._buffer
-        buf += data
+        held = self._buffer
+        if held:
+            held += data
+            if len(held) < self._need:
+                return []  # the awaited payload or line end cannot be complete yet
+            buf = bytes(held)
+            held.clear()
+        else:
+            buf = data if type(data) is bytes else bytes(data)
         ops: list[ClientOp] = []
         pos = 0
+        size = len(buf)
         try:
             while True:
                 if self._pending is not None:
                     subject, reply, header_size, total = self._pending
                     end = pos + total
-                    if len(buf) < end + 2:
+                    if size < end + 2:
                         break
                     if buf[end : end + 2] != b"\r\n":
                         raise ProtocolError(ERR_UNKNOWN_OPERATION, "payload not followed by CRLF")
                     if header_size < 0:
-                        ops.append(Pub(subject, reply, bytes(buf[pos:end])))
+                        ops.append(Pub(subject, reply, buf[pos:end]))
                     else:
                         split = pos + header_size
-                        ops.append(
-                            Pub(subject, reply, bytes(buf[split:end]), bytes(buf[pos:split]))
-                        )
+                        ops.append(Pub(subject, reply, buf[split:end], buf[pos:split]))
                     pos = end + 2
                     self._pending = None
                     continue
                 newline = buf.find(b"\n", pos)
                 if newline < 0:
-                    if len(buf) - pos > self.max_control_line:
+                    if size - pos > self.max_control_line:
                         raise ProtocolError(ERR_MAX_CONTROL_LINE, "no line end within the limit")
                     break
                 if newline - pos > self.max_control_line:
                     raise ProtocolError(ERR_MAX_CONTROL_LINE, "control line too long")
                 line_end = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
-                line = bytes(buf[pos:line_end])
+                line = buf[pos:line_end]
                 pos = newline + 1
                 op = self._control_line(line)
                 if op is not None:
@@ -164,8 +171,12 @@ class ClientParser:
         except ProtocolError as exc:
             exc.parsed = ops
             raise
-        finally:
-            del buf[:pos]
+        if pos < size:
+            # Bytes of an unfinished operation wait here; only once enough have come is
+            # the buffer parsed again (a payload fed byte by byte is not re-copied each time).
+            held += buf[pos:] if pos else buf
+            pending = self._pending
+            self._need = pending[3] + 2 if pending is not None else len(held) + 1
         return ops
 
     def _control_line(self, line: bytes) -> ClientOp | None:
