@@ -57,6 +57,8 @@ from gateway.mqtt.topics import is_internal_subject, topic_to_subject
 log = logging.getLogger("jetgate.mqtt")
 
 
+_MAX_ROUTES = 4096
+
 _REFUSALS: dict[int, str] = {
     ReasonCode.TOPIC_NAME_INVALID: "the $MQTT namespace is internal",
     ReasonCode.NOT_AUTHORIZED: "publish not permitted on this topic",
@@ -98,6 +100,8 @@ class MqttConnection:
         self._keep_alive = 0.0
         self._restored = True
         """False while (or when) restoring a resumed session's subscriptions fails midway."""
+        self._routes: dict[str, str] = {}
+        """Topic -> subject ("" if refused) for bare QoS 0 publishes: the identity is fixed."""
         self._unwatch: Callable[[], None] | None = None
 
     # -- the read loop -------------------------------------------------------
@@ -411,12 +415,30 @@ class MqttConnection:
 
     def _publish_bare_qos0(self, packet: Publish) -> None:
         """The hot path: QoS 0, no RETAIN, no properties; nothing to await."""
-        subject = cached_topic_to_subject(packet.topic)
-        if is_internal_subject(subject) or not self.identity.permissions.may_publish(subject):
+        topic = packet.topic
+        subject = self._routes.get(topic)
+        if subject is None:
+            subject = self._route(topic)
+        if not subject:
             self.broker.count("publish_refused")
             return
-        headers = {ORIGIN: self.client_hash} if self.subs.has_no_local else None
-        self._core_publish(subject, packet.payload, "", headers)
+        if self.subs.has_no_local:
+            self._core_publish(subject, packet.payload, "", {ORIGIN: self.client_hash})
+            return
+        try:
+            self.broker.bus.publish(subject, packet.payload)
+        except BusError as exc:
+            log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
+
+    def _route(self, topic: str) -> str:
+        """The subject a bare QoS 0 publish on ``topic`` goes to, or "" when refused (cached)."""
+        subject = cached_topic_to_subject(topic)
+        if is_internal_subject(subject) or not self.identity.permissions.may_publish(subject):
+            subject = ""
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[topic] = subject
+        return subject
 
     def _core_publish(
         self, subject: str, payload: bytes, reply: str, headers: Mapping[str, str] | None
