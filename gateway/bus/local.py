@@ -29,7 +29,7 @@ from gateway.bus.api import (
     MsgHandler,
     Subscription,
 )
-from gateway.bus.subjects import validate_subject
+from gateway.bus.subjects import validate_subject, validate_subscription
 from gateway.bus.sublist import Sublist
 
 __all__ = ["BufferedSubscription", "LocalBus", "LocalSubscription"]
@@ -323,9 +323,7 @@ class LocalBus(Bus):
         """``subscribe`` without the await, for in-process users such as the embedded log."""
         if self._closed:
             raise BusClosed("bus closed")
-        validate_subject(subject, wildcards=True)
-        if queue is not None:
-            validate_subject(queue)
+        validate_subscription(subject, queue)
         sub = LocalSubscription(self, subject, queue, callback, max_msgs, pending_limit)
         self._subs.insert(subject, sub)
         for listener in self._interest_listeners:

@@ -16,6 +16,7 @@ __all__ = [
     "subject_matches",
     "subjects_overlap",
     "validate_subject",
+    "validate_subscription",
 ]
 
 _BAD_CHARS = frozenset(" \t\r\n\f\x00\x7f")
@@ -50,6 +51,13 @@ def validate_subject(subject: str, *, wildcards: bool = False) -> None:
     reason = _check(subject, wildcards)
     if reason is not None:
         raise InvalidSubject(f"{reason}: {subject!r}")
+
+
+def validate_subscription(subject: str, queue: str | None) -> None:
+    """Raise InvalidSubject unless ``subject`` is a valid filter and ``queue`` a valid group."""
+    validate_subject(subject, wildcards=True)
+    if queue is not None:
+        validate_subject(queue)
 
 
 def is_literal(subject: str) -> bool:

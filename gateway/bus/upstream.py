@@ -66,7 +66,7 @@ from gateway.bus.api import (
     NoResponders,
 )
 from gateway.bus.local import BufferedSubscription
-from gateway.bus.subjects import validate_subject
+from gateway.bus.subjects import validate_subject, validate_subscription
 from gateway.bus.upstream_connect import UpstreamConnectError, connect_kwargs
 from gateway.bus.upstream_wire import DESCRIPTION, InvalidHeader, PayloadTooLarge, pub_command
 from gateway.options.model import UpstreamOptions
@@ -391,9 +391,7 @@ class UpstreamBus(Bus):
         """Subscribe locally, sharing (or making) the upstream subscription for (subject, queue)."""
         if self._closed:
             raise BusClosed("bus closed")
-        validate_subject(subject, wildcards=True)
-        if queue is not None:
-            validate_subject(queue)
+        validate_subscription(subject, queue)
         sub = UpstreamSubscription(self, subject, queue, callback, max_msgs, pending_limit)
         key = (subject, queue)
         while True:

@@ -93,7 +93,6 @@ class MqttConnection:
         self.subs = Subscriptions(self)
         self.record: SessionRecord | None = None
         self._graceful = False
-        self._taken_over = False
         self._closed = asyncio.Event()
         self._last_read = time.monotonic()
         self._flush_scheduled = False
@@ -516,7 +515,6 @@ class MqttConnection:
         its Will Delay, which the new connection cancels by resuming the session
         (3.1.4, 3.1.2.5); for 3.1.1 the Will is dropped, as the NATS server does.
         """
-        self._taken_over = True
         if not self.session.v5:
             self.will = None
         if self.session.v5 and self.session.state is State.CONNECTED:

@@ -28,7 +28,7 @@ from gateway.auth.permissions import ResponsePermits
 from gateway.auth.users import Credentials, Identity
 from gateway.bus.api import Msg
 from gateway.bus.subjects import InvalidSubject, validate_subject
-from gateway.nats.headers import NO_RESPONDERS, HeaderError, decode_headers, encode_headers
+from gateway.nats.headers import HeaderError, decode_headers, encode_headers
 from gateway.nats.protocol import (
     ERR_INVALID_PUBLISH_SUBJECT,
     ERR_INVALID_SUBJECT,
@@ -348,10 +348,6 @@ class NatsSession:
                 msg.subject, sid, msg.reply, encode_headers(msg.headers), msg.payload
             )
         return encode_msg(msg.subject, sid, msg.reply, msg.payload)
-
-    def no_responders_reply(self, reply: str) -> Msg:
-        """The status message a request with no responders gets (to publish on ``reply``)."""
-        return Msg(reply, b"", "", NO_RESPONDERS)
 
     def ping(self) -> None:
         """Queue a keep-alive PING; the client's PONG clears ``outstanding_pings``."""

@@ -16,6 +16,7 @@ import pytest
 from gateway.auth.permissions import Permissions
 from gateway.auth.users import Identity
 from gateway.bus.api import Msg
+from gateway.nats.headers import NO_RESPONDERS
 from gateway.nats.session import (
     ERR_AUTHORIZATION,
     ERR_MAX_SUBSCRIPTIONS,
@@ -407,7 +408,7 @@ def test_deliver_msg_and_hmsg() -> None:
     assert session.deliver("7", Msg("a.b", b"hi", "r")) == b"MSG a.b 7 r 2\r\nhi\r\n"
     hmsg = session.deliver("7", Msg("a.b", b"hi", "", {"X": "1"}))
     assert hmsg == b"HMSG a.b 7 18 20\r\nNATS/1.0\r\nX: 1\r\n\r\nhi\r\n"
-    status = session.deliver("7", session.no_responders_reply("a.b"))
+    status = session.deliver("7", Msg("a.b", b"", "", NO_RESPONDERS))
     assert status == b"HMSG a.b 7 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"
     assert session.deliver("8", Msg("a.b", b"hi")) is None  # unknown sid
 
