@@ -26,6 +26,8 @@ from gateway.bus.api import (
     BusTimeout,
     Headers,
     Msg,
+    MsgBatch,
+    MsgBatchHandler,
     MsgHandler,
     Subscription,
 )
@@ -40,6 +42,7 @@ _CACHE_MAX = 8192
 
 # A cached match: plain subscriptions, and one tuple of members per queue group.
 _Match = tuple[tuple["LocalSubscription", ...], tuple[tuple["LocalSubscription", ...], ...]]
+_Item = tuple["LocalSubscription", "Msg | MsgBatch"]
 _EMPTY: _Match = ((), ())
 
 
@@ -52,6 +55,7 @@ class BufferedSubscription(Subscription):
     """
 
     __slots__ = (
+        "_batch_handler",
         "_callback",
         "_closed",
         "_delivered",
@@ -75,6 +79,7 @@ class BufferedSubscription(Subscription):
         self.subject = subject
         self.queue = queue
         self._callback = callback
+        self._batch_handler: MsgBatchHandler | None = None
         self._max_msgs = max_msgs
         self._limit = pending_limit
         self._queue: deque[Msg] = deque()
@@ -124,6 +129,23 @@ class BufferedSubscription(Subscription):
             if not fut.done() or fut.cancelled():
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(fut)
+
+    def set_batch_handler(self, handler: MsgBatchHandler) -> None:
+        self._batch_handler = handler
+
+    def _deliver_batch(self, batch: MsgBatch) -> None:
+        handler = self._batch_handler
+        if handler is None or self._max_msgs:
+            for msg in batch.messages():
+                if self._closed:
+                    return
+                self._deliver(msg)
+            return
+        self._delivered += len(batch.payloads)
+        try:
+            handler(batch)
+        except Exception:
+            log.exception("subscription batch callback on %s failed", self.subject)
 
     def _deliver(self, msg: Msg) -> None:
         self._delivered += 1
@@ -194,7 +216,7 @@ class LocalBus(Bus):
         self._subs: Sublist[LocalSubscription] = Sublist()
         self._cache: dict[str, _Match] = {}
         self._cache_gen = 0
-        self._pending: list[tuple[LocalSubscription, Msg]] = []
+        self._pending: list[_Item] = []
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._enqueued = 0
@@ -223,7 +245,15 @@ class LocalBus(Bus):
     ) -> None:
         self.deliver(subject, Msg(subject, payload, reply, headers, origin))
 
-    def deliver(self, route_subject: str, msg: Msg) -> None:
+    def publish_many(
+        self, subject: str, payloads: list[bytes], origin: object | None = None
+    ) -> None:
+        if len(payloads) == 1:
+            self.deliver(subject, Msg(subject, payloads[0], "", None, origin))
+        elif payloads:
+            self.deliver(subject, MsgBatch(subject, payloads, origin))
+
+    def deliver(self, route_subject: str, msg: Msg | MsgBatch) -> None:
         """Route ``msg`` by ``route_subject`` (which may differ from ``msg.subject``).
 
         The embedded log uses this for push delivery: a message goes to a
@@ -241,9 +271,15 @@ class LocalBus(Bus):
             pending.append((plain[0], msg))
         else:
             pending.extend(zip(plain, repeat(msg)))  # fan-out without a Python-level loop
-        for members in groups:
-            pending.append((members[random.randrange(len(members))], msg))
-        self._enqueued = self._enqueued + len(plain) + len(groups)
+        count = len(plain)
+        if groups:
+            # A queue group picks a member per message, also within a batch.
+            each = msg.messages() if msg.__class__ is MsgBatch else [msg]
+            for members in groups:
+                for one in each:
+                    pending.append((members[random.randrange(len(members))], one))
+            count += len(groups) * len(each)
+        self._enqueued += count
         if not self._scheduled:
             self._schedule()
 
@@ -285,7 +321,10 @@ class LocalBus(Bus):
         self._pending = []
         for sub, msg in batch:
             if not sub._closed:
-                sub._deliver(msg)
+                if msg.__class__ is Msg:
+                    sub._deliver(msg)
+                else:
+                    sub._deliver_batch(msg)  # type: ignore[arg-type]
         self._drained += len(batch)
         if self._pending and not self._scheduled:
             self._schedule()

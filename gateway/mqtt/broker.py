@@ -90,9 +90,9 @@ class MqttBroker:
                 await task
         await self.store.close()
 
-    def count(self, what: str) -> None:
+    def count(self, what: str, times: int = 1) -> None:
         """Count an event (malformed packet, dropped delivery ...)."""
-        self.counters[what] += 1
+        self.counters[what] += times
 
     def spawn(self, work: Awaitable[None]) -> None:
         """Run ``work`` in the background, kept until it ends."""

@@ -21,6 +21,11 @@ Rules it owns:
   reverse. AUTH exists only in 5.0.
 * Every field of every packet, as chapter 3 of each specification states it.
 
+With ``feed_grouped`` (what a broker wants), consecutive bare QoS 0
+PUBLISHes on one topic (no RETAIN, no DUP, no properties) come out as one
+:class:`BarePublishes` instead of one ``Publish`` each: the bulk of traffic,
+validated once per run of the same topic and handed on as a list of payloads.
+
 Any violation raises :class:`~gateway.mqtt.errors.MQTTError` carrying the
 reason code to answer with; the decoder is then dead and raises the same
 error again on every later call. No other exception escapes ``feed``.
@@ -81,6 +86,25 @@ _FLAGS = (-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
 Parser = Callable[["Decoder", int, bytes, int, int], Packet]
 
 
+class BarePublishes:
+    """Consecutive QoS 0 PUBLISHes on one topic without RETAIN, DUP or properties."""
+
+    __slots__ = ("payloads", "raw_topic", "topic")
+
+    def __init__(self, topic: str, raw_topic: bytes, payloads: list[bytes]) -> None:
+        self.topic = topic
+        self.raw_topic = raw_topic
+        """The topic as it came on the wire (UTF-8), to spot the next one cheaply."""
+        self.payloads = payloads
+
+    def publishes(self) -> list[Publish]:
+        """The run as ``Publish`` packets."""
+        return [Publish(self.topic, payload) for payload in self.payloads]
+
+    def __repr__(self) -> str:
+        return f"BarePublishes({self.topic!r}, {len(self.payloads)} payloads)"
+
+
 class Decoder:
     """Incremental MQTT packet decoder for one connection (see the module docstring).
 
@@ -120,6 +144,15 @@ class Decoder:
 
         Raises MQTTError on the first violation; the decoder stays failed.
         """
+        return self._feed(data, False)  # type: ignore[return-value]
+
+    def feed_grouped(self, data: bytes | bytearray | memoryview) -> list[Packet | BarePublishes]:
+        """``feed``, with runs of bare QoS 0 PUBLISHes on one topic as ``BarePublishes``."""
+        return self._feed(data, True)
+
+    def _feed(
+        self, data: bytes | bytearray | memoryview, group: bool
+    ) -> list[Packet | BarePublishes]:
         if self._error is not None:
             raise self._error
         partial = self._partial
@@ -134,14 +167,14 @@ class Decoder:
         else:
             buf = bytes(data)
         try:
-            return self._decode(buf)
+            return self._decode(buf, group)
         except MQTTError as exc:
             self._error = exc
             partial.clear()
             raise
 
-    def _decode(self, data: bytes) -> list[Packet]:
-        out: list[Packet] = []
+    def _decode(self, data: bytes, group: bool) -> list[Packet | BarePublishes]:
+        out: list[Packet | BarePublishes] = []
         append = out.append
         n = len(data)
         pos = 0
@@ -152,6 +185,8 @@ class Decoder:
         limit = self.max_packet_size
         new_props = _new_properties
         props_class = Properties
+        group = group and version is not None
+        run: BarePublishes | None = None
         while pos < n:
             if pos + 1 == n:
                 need = 2
@@ -174,6 +209,30 @@ class Decoder:
             if end > n:
                 need = end - pos
                 break
+            if b0 == 0x30 and group:
+                # A bare QoS 0 PUBLISH; same checks as below, once per run of one topic.
+                p = start + 2
+                if p > end:
+                    raise malformed("PUBLISH shorter than its topic length")
+                tend = p + (data[start] << 8 | data[start + 1])
+                if tend > end:
+                    raise malformed("PUBLISH topic longer than the packet")
+                if not v5 or (tend < end and not data[tend]):
+                    raw = data[p:tend]
+                    body = tend + 1 if v5 else tend
+                    if run is not None and out[-1] is run and raw == run.raw_topic:
+                        run.payloads.append(data[body:end])
+                    else:
+                        try:
+                            topic = raw.decode()
+                        except UnicodeDecodeError:
+                            raise malformed("PUBLISH topic is not well-formed UTF-8") from None
+                        if not topic or "\x00" in topic or "+" in topic or "#" in topic:
+                            _check_publish_topic(topic, new_props(props_class), v5)
+                        run = BarePublishes(topic, raw, [data[body:end]])
+                        append(run)
+                    pos = end
+                    continue
             if b0 >> 4 == 3 and version is not None:
                 # PUBLISH, the bulk of traffic, parsed inline (section 3.3).
                 qos = b0 >> 1 & 3

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.jwt import is_jwt
@@ -22,6 +22,7 @@ from gateway.auth.users import ANONYMOUS, AuthenticationFailed, Credentials, Ide
 from gateway.bus.api import BusError
 from gateway.listeners.stream import ByteStream
 from gateway.mqtt.broker import NEVER_EXPIRES, MqttBroker
+from gateway.mqtt.codec import BarePublishes
 from gateway.mqtt.errors import MQTTError
 from gateway.mqtt.fastpath import cached_topic_to_subject
 from gateway.mqtt.messages import ORIGIN, PUB, RETAIN, publish_headers
@@ -118,7 +119,7 @@ class MqttConnection:
                     break
                 self._last_read = time.monotonic()
                 try:
-                    await self._handle(self.session.receive_data(data))
+                    await self._handle(self.session.receive_grouped(data))
                 except MQTTError as exc:
                     await self._protocol_failure(exc)
                     break
@@ -140,13 +141,12 @@ class MqttConnection:
                 keepalive.cancel()
             await self._end()
 
-    async def _handle(self, packets: list[Packet | Qos2Resent]) -> None:
+    async def _handle(self, packets: Sequence[Packet | Qos2Resent | BarePublishes]) -> None:
         for packet in packets:
-            if isinstance(packet, Publish):
-                if packet.qos == 0 and not packet.retain and not packet.properties.__dict__:
-                    self._publish_bare_qos0(packet)
-                else:
-                    await self._on_publish(packet)
+            if packet.__class__ is BarePublishes:
+                self._publish_bare(packet)
+            elif isinstance(packet, Publish):
+                await self._on_publish(packet)
             elif isinstance(packet, Puback):
                 self.subs.on_puback(packet.packet_id)
             elif isinstance(packet, Qos2Resent):
@@ -412,20 +412,22 @@ class MqttConnection:
 
         broker.store.store_message_then(subject, payload, headers or {}, acknowledge)
 
-    def _publish_bare_qos0(self, packet: Publish) -> None:
-        """The hot path: QoS 0, no RETAIN, no properties; nothing to await."""
-        topic = packet.topic
+    def _publish_bare(self, run: BarePublishes) -> None:
+        """The hot path: QoS 0 PUBLISHes without RETAIN or properties; nothing to await."""
+        topic = run.topic
         subject = self._routes.get(topic)
         if subject is None:
             subject = self._route(topic)
         if not subject:
-            self.broker.count("publish_refused")
+            self.broker.count("publish_refused", len(run.payloads))
             return
         if self.subs.has_no_local:
-            self._core_publish(subject, packet.payload, "", {ORIGIN: self.client_hash})
+            origin = {ORIGIN: self.client_hash}
+            for payload in run.payloads:
+                self._core_publish(subject, payload, "", origin)
             return
         try:
-            self.broker.bus.publish(subject, packet.payload)
+            self.broker.bus.publish_many(subject, run.payloads)
         except BusError as exc:
             log.warning("mqtt cid:%d: publish to %s failed: %s", self.cid, subject, exc)
 

@@ -70,5 +70,58 @@ def _encode_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
     return b"".join((head, field, payload))
 
 
+class _LastBatch:
+    """The last batch built: a fan-out delivers one batch to many clients in a row."""
+
+    __slots__ = ("data", "payloads", "topic", "v5")
+
+    def __init__(self) -> None:
+        self.topic = ""
+        self.payloads: list[bytes] = []
+        self.v5 = False
+        self.data = b""
+
+
+_last_batch = _LastBatch()
+
+
+def encode_qos0_many(topic: str, payloads: list[bytes], v5: bool) -> bytes:
+    """``encode_qos0`` for each payload, concatenated (the payloads of one ``MsgBatch``)."""
+    last = _last_batch
+    if payloads is last.payloads and topic == last.topic and v5 is last.v5:
+        return last.data
+    field = _topic_field(topic)
+    if v5:
+        field += b"\x00"
+    size = len(field)
+    first = len(payloads[0])
+    if len(set(map(len, payloads))) == 1:
+        # One length: every packet starts with the same bytes; a single join.
+        lead = _head(size + first) + field
+        data = lead + lead.join(payloads)
+    else:
+        parts: list[bytes] = []
+        extend = parts.extend
+        for payload in payloads:
+            extend((_head(size + len(payload)), field, payload))
+        data = b"".join(parts)
+    last.topic = topic
+    last.payloads = payloads
+    last.v5 = v5
+    last.data = data
+    return data
+
+
+@lru_cache(maxsize=4096)
+def _head(length: int) -> bytes:
+    """The fixed header of a QoS 0 PUBLISH whose remaining length is ``length``."""
+    return bytes((0x30, length)) if length < 128 else b"\x30" + _varint(length)
+
+
+def qos0_overhead(topic: str, v5: bool) -> int:
+    """Bytes a bare QoS 0 PUBLISH on ``topic`` adds to its payload, at most."""
+    return 5 + len(_topic_field(topic)) + (1 if v5 else 0)
+
+
 cached_topic_to_subject = lru_cache(maxsize=_CACHE)(topic_to_subject)
 cached_subject_to_topic = lru_cache(maxsize=_CACHE)(subject_to_topic)

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.mqtt.codec import Decoder
+from gateway.mqtt.codec import BarePublishes, Decoder
 from gateway.mqtt.errors import MQTTError, protocol_error
 from gateway.mqtt.inflight import Inbound, Outbound
 from gateway.mqtt.packets import (
@@ -94,12 +94,24 @@ class MqttSession:
 
     def receive_data(self, data: bytes) -> list[Packet | Qos2Resent]:
         """Decode ``data``; return the packets the driver must act on, in order."""
+        return self._receive(data, False)  # type: ignore[return-value]
+
+    def receive_grouped(self, data: bytes) -> list[Packet | Qos2Resent | BarePublishes]:
+        """``receive_data``, with runs of bare QoS 0 PUBLISHes on one topic as one
+        ``BarePublishes`` (see ``gateway.mqtt.codec``)."""
+        return self._receive(data, True)
+
+    def _receive(self, data: bytes, group: bool) -> list[Packet | Qos2Resent | BarePublishes]:
         if self.state is State.CLOSED:
             return []
-        packets = self.decoder.feed(data)
-        out: list[Packet | Qos2Resent] = []
+        packets = self.decoder.feed_grouped(data) if group else self.decoder.feed(data)
+        out: list[Packet | Qos2Resent | BarePublishes] = []
         for packet in packets:
-            if isinstance(packet, Publish):
+            if packet.__class__ is BarePublishes:
+                if self.state is not State.CONNECTED:
+                    raise protocol_error("PUBLISH before the connection was accepted")
+                out.append(packet)
+            elif isinstance(packet, Publish):
                 out.append(self._inbound_publish(packet))
             elif isinstance(packet, Pubrel):
                 self.inbound.pubrel(packet.packet_id)
@@ -198,6 +210,11 @@ class MqttSession:
         self._out.append(data)
         self.out_size += len(data)
         return True
+
+    def send_encoded(self, data: bytes) -> None:
+        """Queue already encoded packets the caller has checked against the client's limit."""
+        self._out.append(data)
+        self.out_size += len(data)
 
     def outbound_topic(self, topic: str) -> tuple[str, int | None]:
         """The topic and alias to send a PUBLISH with (5.0 Topic Alias, client's maximum)."""

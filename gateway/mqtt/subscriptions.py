@@ -32,10 +32,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from gateway.bus.api import BusError, Msg, Subscription
+from gateway.bus.api import BusError, Msg, MsgBatch, Subscription
 from gateway.bus.subjects import is_literal, subject_matches, subjects_overlap
 from gateway.mqtt.errors import protocol_error
-from gateway.mqtt.fastpath import cached_subject_to_topic, encode_qos0
+from gateway.mqtt.fastpath import (
+    cached_subject_to_topic,
+    encode_qos0,
+    encode_qos0_many,
+    qos0_overhead,
+)
 from gateway.mqtt.filters import SHARE_PREFIX, parse_filter
 from gateway.mqtt.messages import ORIGIN, RETAIN, delivered_properties, published_qos
 from gateway.mqtt.packets import Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe
@@ -389,8 +394,13 @@ class Subscriptions:
         def on_core(msg: Msg) -> None:
             self._on_core(live, msg)
 
+        def on_core_batch(batch: MsgBatch) -> None:
+            self._on_core_batch(live, batch)
+
         for subject in live.subjects:
-            live.core.append(await broker.bus.subscribe(subject, on_core, queue=share))
+            sub = await broker.bus.subscribe(subject, on_core, queue=share)
+            sub.set_batch_handler(on_core_batch)
+            live.core.append(sub)
 
     async def _stop(self, live: _Live, delete_consumers: bool) -> None:
         for sub in [*live.core, *live.durable]:
@@ -546,6 +556,31 @@ class Subscriptions:
                 conn.schedule_flush()
             return
         self._send(live, topic, msg, 0, 0, False, retained=False, reply=msg.reply)
+
+    def _on_core_batch(self, live: _Live, batch: MsgBatch) -> None:
+        """Bare QoS 0 messages published together: checked once, encoded in one go."""
+        conn = self.conn
+        session = conn.session
+        subject = batch.subject
+        if live.record.subscription_id is not None or session.client_topic_alias_maximum:
+            for msg in batch.messages():
+                self._on_core(live, msg)
+            return
+        topic = self._topic_for(live, Msg(subject))
+        if topic is None:
+            return
+        payloads = batch.payloads
+        if conn.stream.buffered() + session.out_size > conn.options.max_pending:
+            conn.broker.count("dropped_qos0_slow_consumer", len(payloads))
+            return
+        v5 = session.v5
+        limit = session.client_max_packet_size
+        if limit and max(map(len, payloads)) + qos0_overhead(topic, v5) > limit:
+            for payload in payloads:  # [MQTT-3.1.2-25] too large ones are dropped one by one
+                session.send_raw(encode_qos0(topic, payload, v5))
+        else:
+            session.send_encoded(encode_qos0_many(topic, payloads, v5))
+        conn.schedule_flush()
 
     def _on_durable(self, live: _Live, msg: Msg) -> None:
         if msg.subject.startswith(MSGS_PREFIX):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.bus.api import BusClosed, BusTimeout, Msg, NoResponders
+from gateway.bus.api import BusClosed, BusTimeout, Msg, MsgBatch, NoResponders
 from gateway.bus.local import LocalBus
 from gateway.bus.subjects import InvalidSubject
 
@@ -129,3 +129,54 @@ async def test_close_ends_subscriptions_and_refuses_publish() -> None:
         bus.publish("c")
     async for _ in sub:
         raise AssertionError("closed subscription yields nothing")
+
+
+async def test_publish_many_reaches_a_batch_handler_as_one_batch() -> None:
+    bus = LocalBus()
+    batches: list[MsgBatch] = []
+    singles: list[Msg] = []
+    sub = await bus.subscribe("a.b", singles.append)
+    sub.set_batch_handler(batches.append)
+    bus.publish_many("a.b", [b"1", b"2", b"3"])
+    await bus.flush()
+    assert singles == []
+    assert [(b.subject, b.payloads) for b in batches] == [("a.b", [b"1", b"2", b"3"])]
+    assert sub.delivered == 3
+
+
+async def test_publish_many_is_publish_for_each_without_a_batch_handler() -> None:
+    bus = LocalBus()
+    plain = await bus.subscribe("a.*")
+    got: list[bytes] = []
+    await bus.subscribe("a.>", lambda m: got.append(m.payload))
+    bus.publish("a.b", b"0")
+    bus.publish_many("a.b", [b"1", b"2"])
+    bus.publish("a.b", b"3")
+    await bus.flush()
+    assert got == [b"0", b"1", b"2", b"3"]  # publish order kept around the batch
+    msgs = [await plain.next_msg(1) for _ in range(4)]
+    assert [(m.subject, m.payload, m.reply, m.headers) for m in msgs] == [
+        ("a.b", b"%d" % i, "", None) for i in range(4)
+    ]
+
+
+async def test_publish_many_spreads_a_batch_over_a_queue_group_per_message() -> None:
+    bus = LocalBus()
+    counts = [0, 0]
+    for i in range(2):
+        sub = await bus.subscribe("q", lambda m, i=i: counts.__setitem__(i, counts[i] + 1), "g")
+        sub.set_batch_handler(lambda b: pytest.fail("a queue member got a whole batch"))
+    bus.publish_many("q", [b"x"] * 400)
+    await bus.flush()
+    assert sum(counts) == 400 and min(counts) > 100
+
+
+async def test_publish_many_respects_max_msgs() -> None:
+    bus = LocalBus()
+    batches: list[MsgBatch] = []
+    got: list[bytes] = []
+    sub = await bus.subscribe("s", lambda m: got.append(m.payload), max_msgs=2)
+    sub.set_batch_handler(batches.append)
+    bus.publish_many("s", [b"1", b"2", b"3"])
+    await bus.flush()
+    assert got == [b"1", b"2"] and batches == [] and sub.closed
