@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from conf import ConfigError
 from gateway import __version__
 from gateway.auth.operator import OperatorError
+from gateway.gc_tuning import tune_gc
 from gateway.options import Options, load_options
 from gateway.server import Gateway, GatewayError
 from gateway.tls.context import check_options as check_tls
@@ -138,6 +139,7 @@ async def serve(options: Options) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await gateway.start()
+    tune_gc()
     try:
         await stop.wait()
         log.info("shutting down")
