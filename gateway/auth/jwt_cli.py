@@ -96,6 +96,9 @@ def issue_account(
     signing_keys: Sequence[str | Mapping[str, Any]] = (),
     revocations: Mapping[str, int] | None = None,
     max_connections: int = NO_LIMIT,
+    max_subscriptions: int = NO_LIMIT,
+    max_payload: int = NO_LIMIT,
+    max_data: int = NO_LIMIT,
     disallow_bearer: bool = False,
     jetstream: bool = True,
     default_permissions: Mapping[str, Any] | None = None,
@@ -106,9 +109,9 @@ def issue_account(
 ) -> str:
     """An account JWT for the public key ``account``, signed by an operator key."""
     limits: dict[str, Any] = {
-        "subs": NO_LIMIT,
-        "data": NO_LIMIT,
-        "payload": NO_LIMIT,
+        "subs": max_subscriptions,
+        "data": max_data,
+        "payload": max_payload,
         "imports": NO_LIMIT,
         "exports": NO_LIMIT,
         "wildcards": True,
@@ -153,6 +156,9 @@ def issue_user(
     times: Sequence[tuple[str, str]] = (),
     times_location: str | None = None,
     tags: Sequence[str] = (),
+    max_subscriptions: int = NO_LIMIT,
+    max_payload: int = NO_LIMIT,
+    max_data: int = NO_LIMIT,
     scoped: bool = False,
     issued_at: int | None = None,
     expires_in: float | None = None,
@@ -160,7 +166,8 @@ def issue_user(
 ) -> str:
     """A user JWT for the public key ``user``, signed by an account key or signing key.
 
-    With ``scoped`` (signed by a ``user_scope`` key) no permissions or limits
+    ``max_subscriptions``, ``max_payload`` and ``max_data`` are the JWT's
+    ``subs``, ``payload`` and ``data`` (-1, the default, is unlimited). With ``scoped`` (signed by a ``user_scope`` key) no permissions or limits
     are written: the scope's template supplies them.
     """
     nats: dict[str, Any] = {}
@@ -175,7 +182,7 @@ def issue_user(
             nats["times"] = [{"start": s, "end": e} for s, e in times]
         if times_location:
             nats["times_location"] = times_location
-        nats.update(subs=NO_LIMIT, data=NO_LIMIT, payload=NO_LIMIT)
+        nats.update(subs=max_subscriptions, data=max_data, payload=max_payload)
         if bearer:
             nats["bearer_token"] = True
         if connection_types:
@@ -252,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def limit_flags(p: argparse.ArgumentParser, whose: str) -> None:
+        p.add_argument(
+            "--max-subs", type=int, default=NO_LIMIT, metavar="N", help=f"subscriptions {whose}"
+        )
+        p.add_argument(
+            "--max-payload", type=int, default=NO_LIMIT, metavar="BYTES", help=f"payload {whose}"
+        )
+        p.add_argument(
+            "--max-data", type=int, default=NO_LIMIT, metavar="BYTES", help="data (not enforced)"
+        )
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", required=True, help="name; also the file name stem")
         p.add_argument("--out", default=".", help="directory for the files (default .)")
@@ -270,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--revoke", action="append", default=[], metavar="UKEY[@UNIXTIME]", help="revoke a user"
     )
     acc.add_argument("--max-connections", type=int, default=NO_LIMIT, metavar="N")
+    limit_flags(acc, "per connection of the account's users")
     acc.add_argument("--disallow-bearer", action="store_true")
     acc.add_argument("--no-jetstream", action="store_true", help="grant no JetStream limits")
 
@@ -290,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     usr.add_argument("--resp-max", type=int, metavar="N", help="allow N replies per request")
     usr.add_argument("--resp-ttl", metavar="DURATION", help="reply permission lifetime")
     usr.add_argument("--not-before", metavar="DURATION", help="valid only after this delay")
+    limit_flags(usr, "for this user")
 
     dec = sub.add_parser("decode", help="verify a JWT (or .jwt/.creds file) and print its claims")
     dec.add_argument("token", help="a JWT or a file holding one")
@@ -329,6 +349,9 @@ def run(args: argparse.Namespace) -> str:
             signing_keys=[k.public_key for k in signing],
             revocations=dict(_revocation(r) for r in args.revoke),
             max_connections=args.max_connections,
+            max_subscriptions=args.max_subs,
+            max_payload=args.max_payload,
+            max_data=args.max_data,
             disallow_bearer=args.disallow_bearer,
             jetstream=not args.no_jetstream,
             expires_in=expires,
@@ -354,6 +377,9 @@ def run(args: argparse.Namespace) -> str:
             src=args.src,
             expires_in=expires,
             not_before_in=parse_duration(args.not_before) if args.not_before else None,
+            max_subscriptions=args.max_subs,
+            max_payload=args.max_payload,
+            max_data=args.max_data,
         )
         seed = (out / f"{name}.nk").read_text(encoding="utf-8").strip()
         _write(out / f"{name}.creds", format_creds(token, seed), secret=True)

@@ -21,7 +21,8 @@ client's user JWT in the order of ``shared/reference/nats-jwt.md`` 5.2:
 12. the account's connection limit (``limits.conn``).
 
 The result is an ``Identity`` carrying the account's public key, the compiled
-permissions and a ``UserGrant`` (expiry deadline, issue time). Connection
+permissions, a ``UserGrant`` (expiry deadline, issue time) and the
+connection's ``Limits`` (subscriptions, payload: ``gateway.auth.limits``). Connection
 drivers ``watch`` the identity: the callback runs with the ``-ERR`` text when
 the user expires or when a reloaded account JWT revokes it.
 
@@ -45,6 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.auth.jwt import Claims, JWTError, UserGrant, check_times, decode, parse_decorated
+from gateway.auth.limits import Limits, connection_limits
 from gateway.auth.nkeys import NKeyError, Role, decode_signature, is_public_key, verify
 from gateway.auth.permissions import Permissions
 from gateway.options.model import (
@@ -226,7 +228,8 @@ class _Parsed:
     src: tuple[str, ...]
     times: tuple[tuple[str, str], ...]
     times_location: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The user JWT's (or scope template's) ``subs``, ``payload`` and ``data``, as written.
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 class OperatorAuth:
@@ -234,6 +237,8 @@ class OperatorAuth:
 
     def __init__(self, options: Options, *, poll_interval: float = POLL_INTERVAL) -> None:
         self.poll_interval = poll_interval
+        self.max_payload = options.max_payload
+        self.max_subscriptions = options.max_subscriptions
         self.operators: list[Claims] = [_load_operator(o) for o in options.operators]
         trusted: set[str] = set(options.trusted_keys)
         strict: set[str] = set()
@@ -447,11 +452,11 @@ class OperatorAuth:
         signature: str | None,
         nonce: bytes | None,
         address: str | None,
-    ) -> tuple[str, str, Permissions, User, UserGrant]:
+    ) -> tuple[str, str, Permissions, User, UserGrant, Limits]:
         """``authenticate``, returned as the parts of an ``Identity``.
 
         (name = the user's public key, account key, permissions, a ``User``
-        describing the JWT, the grant.)
+        describing the JWT, the grant, the connection's limits.)
         """
         user, account, parsed, grant = self.authenticate(kind, token, signature, nonce, address)
         types = frozenset(
@@ -464,7 +469,15 @@ class OperatorAuth:
             allowed_connection_types=types,
             account=account.key,
         )
-        return user.subject, account.key, Permissions(parsed.permissions), model, grant
+        limits = connection_limits(
+            parsed.limits,
+            account.limits,
+            user_version=user.version,
+            account_version=account.claims.version,
+            max_payload=self.max_payload,
+            max_subscriptions=self.max_subscriptions,
+        )
+        return user.subject, account.key, Permissions(parsed.permissions), model, grant, limits
 
     # -- live checks ------------------------------------------------------------------------
 
@@ -654,6 +667,7 @@ def _parse_limits(nats: Mapping[str, Any]) -> _Parsed:
         src=_strings(nats.get("src")),
         times=tuple(times),
         times_location=location if isinstance(location, str) else "",
+        limits={name: nats[name] for name in ("subs", "payload", "data") if name in nats},
     )
 
 

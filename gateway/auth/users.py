@@ -30,6 +30,7 @@ import bcrypt
 
 from gateway.auth.jwt import UserGrant
 from gateway.auth.limiter import FailureLimiter
+from gateway.auth.limits import UNLIMITED, Limits
 from gateway.auth.nkeys import NKeyError, Role, decode_signature, verify
 from gateway.auth.operator import OperatorAuth, Refused
 from gateway.auth.permissions import Permissions
@@ -83,6 +84,23 @@ class Identity:
     method: str = "none"
     grant: UserGrant | None = None
     """Operator mode: what the user JWT granted (expiry deadline, issue time)."""
+    limits: Limits = UNLIMITED
+    """Operator mode: the connection's limits from the user and account JWTs.
+
+    ``limits.subscriptions`` and ``limits.payload`` already include the server's
+    ``max_subscriptions`` and ``max_payload`` (``None`` = unlimited); outside
+    operator mode they are ``None`` and only those server options apply. Every
+    protocol must enforce them as the NATS server does (``gateway.auth.limits``):
+
+    - ``subscriptions == 0``: accept, then close the connection at once (NATS:
+      ``-ERR 'maximum subscriptions exceeded'``);
+    - a subscription beyond ``subscriptions``: refused, the connection stays
+      (NATS: ``-ERR 'maximum subscriptions exceeded'``; MQTT: SUBACK failure,
+      5.0 0x97 Quota exceeded, 3.1.1 0x80);
+    - a publish whose payload is over ``payload`` bytes: the connection is
+      closed (NATS: ``-ERR 'Maximum Payload Violation'``; MQTT: as a packet over
+      the maximum packet size, 5.0 DISCONNECT 0x95).
+    """
 
     @property
     def expires(self) -> float | None:
@@ -293,12 +311,12 @@ class UserTable:
         """Operator mode: the user JWT's identity (``OperatorAuth``)."""
         assert self.operator is not None
         try:
-            name, account, permissions, user, grant = self.operator.identity_parts(
+            name, account, permissions, user, grant, limits = self.operator.identity_parts(
                 kind, credentials.jwt, credentials.signature, nonce, address
             )
         except Refused as exc:
             raise AuthenticationFailed(exc.reason, not_authorized=exc.not_authorized) from None
-        return Identity(name, account, permissions, user, "jwt", grant)
+        return Identity(name, account, permissions, user, "jwt", grant, limits)
 
     def watch(self, identity: Identity, on_end: Callable[[str], None]) -> Callable[[], None]:
         """Operator mode: ``on_end(err_text)`` once ``identity`` expires or is revoked.

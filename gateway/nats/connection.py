@@ -44,6 +44,8 @@ log = logging.getLogger("jetgate.nats")
 
 ERR_AUTH_TIMEOUT = "Authentication Timeout"
 ERR_STALE = "Stale Connection"
+#: The first byte of a TLS handshake record (a ClientHello).
+TLS_HANDSHAKE_RECORD = b"\x16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ class NatsConnection:
             "host": self.server.host,
             "port": self.server.port,
             "headers": True,
-            "max_payload": self.options.max_payload,
+            "max_payload": self.session.max_payload,
             "client_id": self.cid,
             "client_ip": self.stream.info.peer_host,
         }
@@ -116,11 +118,28 @@ class NatsConnection:
             info["nonce"] = self._nonce.decode()
         if self.tls is not None:
             # As the NATS server: the client upgrades right after this INFO,
-            # unless the listener did the handshake first (handshake_first).
-            info["tls_required"] = True
+            # unless the listener did the handshake first (handshake_first);
+            # with allow_non_tls TLS is only offered and the client chooses.
+            if self.stream.info.tls or not self.options.allow_non_tls:
+                info["tls_required"] = True
+            else:
+                info["tls_available"] = True
             if self.tls.options.wants_client_certificate:
                 info["tls_verify"] = True
         return info
+
+    async def _client_starts_tls(self) -> bool:
+        """Whether to upgrade now: always, or with ``allow_non_tls`` when the client starts TLS.
+
+        As the NATS server: the first byte after INFO decides (0x16 opens a
+        TLS ClientHello); a client silent for the TLS timeout stays plain.
+        """
+        assert self.tls is not None
+        peek = getattr(self.stream, "peek", None)
+        if not self.options.allow_non_tls or peek is None:
+            return True
+        first: bytes = await peek(self.tls.timeout)
+        return first[:1] == TLS_HANDSHAKE_RECORD
 
     async def _upgrade(self) -> bool:
         """TLS after INFO (``tls_required``); False when the client is refused."""
@@ -143,7 +162,12 @@ class NatsConnection:
     async def run(self) -> None:
         """Serve the client: INFO, then read, handle and answer until the end."""
         self.stream.write(encode_info(self.info()))
-        if self.tls is not None and not self.stream.info.tls and not await self._upgrade():
+        if (
+            self.tls is not None
+            and not self.stream.info.tls
+            and await self._client_starts_tls()
+            and not await self._upgrade()
+        ):
             await self.stream.close()
             return
         timers = [
@@ -217,6 +241,12 @@ class NatsConnection:
                 return self.session.reject(str(exc))
         log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
         self._unwatch = self.users.watch(identity, self._authentication_ended)
+        payload = identity.limits.payload
+        if payload is not None and payload < self.session.max_payload:
+            # As the NATS server: an INFO after CONNECT carries the user's lower max_payload.
+            info = {k: v for k, v in self.info().items() if k != "nonce"}
+            info.update(max_payload=payload, connect_info=True)
+            return self.session.accept(identity, encode_info(info))
         return self.session.accept(identity)
 
     def _authentication_ended(self, reason: str) -> None:

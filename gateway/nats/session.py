@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.auth.limits import Limits
 from gateway.auth.permissions import ResponsePermits
 from gateway.auth.users import Credentials, Identity
 from gateway.bus.api import Msg
@@ -32,6 +33,7 @@ from gateway.nats.headers import HeaderError, decode_headers, encode_headers
 from gateway.nats.protocol import (
     ERR_INVALID_PUBLISH_SUBJECT,
     ERR_INVALID_SUBJECT,
+    ERR_MAX_PAYLOAD,
     OK,
     PING_BYTES,
     PONG_BYTES,
@@ -50,7 +52,8 @@ from gateway.nats.protocol import (
 )
 
 ERR_AUTHORIZATION = "Authorization Violation"
-ERR_MAX_SUBSCRIPTIONS = "Maximum Subscriptions Exceeded"
+#: The NATS server's text (2.10 and later; earlier versions capitalised it).
+ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 ERR_NO_RESPONDERS_NEEDS_HEADERS = "no responders requires headers support"
 
 
@@ -152,7 +155,8 @@ class NatsSession:
         self.state = State.AWAITING_CONNECT
         self.auth_required = auth_required
         self.nonce = nonce
-        self.max_subscriptions = max_subscriptions
+        self.max_subscriptions: int | None = max_subscriptions or None
+        """How many subscriptions the client may hold (``None``: no limit; the argument's 0 is no limit)."""
         self.identity: Identity | None = None
         self.client_options: dict[str, Any] = {}
         self.verbose = False
@@ -254,6 +258,10 @@ class NatsSession:
         return []
 
     def _publish(self, op: Pub) -> list[Event]:
+        size = len(op.payload) + (len(op.headers) if op.headers is not None else 0)
+        if size > self._parser.max_payload:
+            # Parsed before CONNECT lowered the limit (same chunk): as the parser would.
+            return self._fail(ERR_MAX_PAYLOAD, f"payload of {size} bytes over the limit")
         if not _valid(op.subject, False) or (op.reply and not _valid(op.reply, False)):
             self._err(ERR_INVALID_PUBLISH_SUBJECT)
             return []
@@ -288,7 +296,7 @@ class NatsSession:
         if op.sid in self.subscriptions:
             self._ok()
             return []
-        if self.max_subscriptions and len(self.subscriptions) >= self.max_subscriptions:
+        if self.max_subscriptions is not None and len(self.subscriptions) >= self.max_subscriptions:
             self._err(ERR_MAX_SUBSCRIPTIONS)
             return []
         wildcard = any(t in ("*", ">") for t in op.subject.split("."))
@@ -298,17 +306,29 @@ class NatsSession:
 
     # -- commands from the driver -------------------------------------------
 
-    def accept(self, identity: Identity) -> list[Event]:
-        """Authentication succeeded: answer CONNECT and run the operations that waited."""
+    def accept(self, identity: Identity, info: bytes = b"") -> list[Event]:
+        """Authentication succeeded: answer CONNECT and run the operations that waited.
+
+        ``info`` (an INFO telling the client its lowered ``max_payload``) goes
+        out after the answers to those operations, where the NATS server sends it.
+        """
         if self.state is not State.AUTHENTICATING:
             return []
         self._open(identity)
         self._ok()
         events = self._run()
+        if info and self._running():  # not closed by an operation that waited
+            self._out.append(info)
         failure = self._failure
         if failure is not None:
             self._failure = None
             events += self._fail(failure.wire_text, failure.detail)
+        elif self.max_subscriptions is not None and self.max_subscriptions <= 0:
+            # As the NATS server: a user whose JWTs allow no subscription at all
+            # (a v2 JWT without "subs") is closed right after it is accepted.
+            events += self._fail(
+                ERR_MAX_SUBSCRIPTIONS, "the user's JWT limits allow no subscription"
+            )
         return events
 
     def _open(self, identity: Identity | None) -> None:
@@ -316,6 +336,23 @@ class NatsSession:
         self.state = State.OPEN
         if identity is not None:
             self._responses = identity.permissions.new_response_permits()
+            self._apply_limits(identity.limits)
+
+    def _running(self) -> bool:
+        return self.state is State.OPEN
+
+    def _apply_limits(self, limits: Limits) -> None:
+        """Operator mode: the user's and account's ``subs`` and ``payload`` tighten the server's."""
+        if limits.payload is not None and limits.payload < self._parser.max_payload:
+            self._parser.max_payload = limits.payload
+        subs = limits.subscriptions
+        if subs is not None and (self.max_subscriptions is None or subs < self.max_subscriptions):
+            self.max_subscriptions = subs
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload this client may publish now (lowered by a user's JWT limits)."""
+        return self._parser.max_payload
 
     def reject(self, reason: str) -> list[Event]:
         """Authentication failed: ``-ERR 'Authorization Violation'`` and close."""

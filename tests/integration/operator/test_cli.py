@@ -177,3 +177,14 @@ def test_decode_and_errors_through_the_entry_point(tmp_path: Path) -> None:
         timeout=30,
     )
     assert wrong.returncode == 1
+
+
+def test_limit_flags_write_the_jwt_limits(tmp_path: Path) -> None:
+    out = ["--out", str(tmp_path)]
+    jwt("operator", "--name", "OP", *out)
+    jwt("account", "--name", "A", "--operator", str(tmp_path / "OP.nk"), "--max-subs", "7", *out)
+    jwt("user", "--name", "u", "--account", str(tmp_path / "A.nk"), "--max-payload", "512", *out)
+    account = decode((tmp_path / "A.jwt").read_text().strip())
+    assert account.nats["limits"]["subs"] == 7 and account.nats["limits"]["payload"] == -1
+    user = decode((tmp_path / "u.jwt").read_text().strip())
+    assert (user.nats["subs"], user.nats["payload"], user.nats["data"]) == (-1, 512, -1)

@@ -99,7 +99,7 @@ def test_authenticate_returns_permissions_and_grant() -> None:
     a = auth(config(op, {ACC.public_key: issue_account(OP, ACC.public_key, "A")}))
     user = key(Role.USER)
     token = issue_user(ACC, user.public_key, "u", bearer=True, pub_allow=["a.>"], expires_in=60)
-    name, account, permissions, model, grant = a.identity_parts(
+    name, account, permissions, model, grant, limits = a.identity_parts(
         ConnectionType.MQTT, token, None, None, "127.0.0.1"
     )
     assert (name, account) == (user.public_key, ACC.public_key)
@@ -107,6 +107,8 @@ def test_authenticate_returns_permissions_and_grant() -> None:
     assert model.nkey == user.public_key and model.account == ACC.public_key
     assert grant.bearer and grant.expires is not None
     assert time.time() + 55 < grant.expires <= time.time() + 62
+    # -1 everywhere: the server's max_payload (1 MB by default) is the only limit.
+    assert (limits.subscriptions, limits.payload, limits.data) == (None, 1024 * 1024, None)
 
 
 def test_directory_resolver_reports_changes(tmp_path: Path) -> None:

@@ -372,7 +372,7 @@ def test_maximum_subscriptions(step: int) -> None:
         Unsubscribe("1", None),
         Subscribe("4", "c", None),
     ]
-    assert ERR_MAX_SUBSCRIPTIONS == "Maximum Subscriptions Exceeded"
+    assert ERR_MAX_SUBSCRIPTIONS == "maximum subscriptions exceeded"
 
 
 def test_subscription_ended_by_the_bus() -> None:
