@@ -91,7 +91,7 @@ class Gateway:
             bind_port(options.port),
             ConnectionType.STANDARD,
             self._handler(nats_tls),
-            **_tcp_tls(first),
+            **_tcp_tls(first, fallback=first.options.handshake_first_fallback if first else None),
         )
         try:
             await self.nats.start()
@@ -101,7 +101,7 @@ class Gateway:
                     ws.host,
                     bind_port(ws.port),
                     self._handler(self.tls.websocket),
-                    ssl_context=self.tls.websocket.context if self.tls.websocket else None,
+                    **_ws_tls(self.tls.websocket),
                     handshake_timeout=ws.handshake_timeout,
                     compression=ws.compression,
                     same_origin=ws.same_origin,
@@ -228,8 +228,24 @@ class Gateway:
             await self.stop()
 
 
-def _tcp_tls(tls: ListenerTLS | None) -> dict[str, Any]:
-    """TcpListener arguments for TLS from the first byte (none without ``tls``)."""
+def _tcp_tls(tls: ListenerTLS | None, *, fallback: float | None = None) -> dict[str, Any]:
+    """TcpListener arguments for TLS from the first byte (none without ``tls``).
+
+    ``fallback``: the NATS port's ``handshake_first`` delay, after which a
+    client that sent nothing is served in plain (INFO, then the upgrade).
+    """
+    if tls is None:
+        return {}
+    return {
+        "ssl_context": tls.context,
+        "tls_handshake_timeout": tls.timeout,
+        "tls_failures": tls.refused,
+        "tls_first_fallback": fallback,
+    }
+
+
+def _ws_tls(tls: ListenerTLS | None) -> dict[str, Any]:
+    """WebSocketListener arguments for ``wss://`` (none without ``tls``)."""
     if tls is None:
         return {}
     return {

@@ -5,6 +5,12 @@ handshakes vanish silently: each failure (a plain client on a TLS port, an
 unknown CA, an expired certificate, no certificate, a timeout) is counted in
 ``tls_failures`` by reason and logged. ``TcpStream.start_tls`` upgrades a
 connection after its first bytes (the NATS ``tls_required`` INFO).
+
+``TcpStream.peek`` waits for the client's first bytes without consuming them,
+so that a port can serve TLS and plain clients both: the NATS port's
+``handshake_first`` with a fallback delay (a client silent for the delay gets
+INFO and the upgrade after it) and ``allow_non_tls`` (a first byte 0x16, a TLS
+ClientHello, is upgraded, anything else is plain), as the NATS server does.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import socket
 import ssl
+from typing import cast
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
@@ -41,10 +49,14 @@ class TcpStream(ByteStream):
         self._writer = writer
         self.info = info
         self._closed = False
+        self._paused = False
 
     async def read(self) -> bytes:
         if self._closed:
             return b""
+        if self._paused:
+            self._paused = False
+            self._transport.resume_reading()
         try:
             return await self._reader.read(READ_CHUNK)
         except (ConnectionError, ssl.SSLError, OSError):
@@ -67,10 +79,51 @@ class TcpStream(ByteStream):
         return self._writer.transport.get_write_buffer_size()
 
     @property
+    def _transport(self) -> asyncio.Transport:
+        return cast(asyncio.Transport, self._writer.transport)
+
+    @property
     def ssl_object(self) -> ssl.SSLObject | None:
         """The TLS state of the connection, once it is TLS."""
         obj = self._writer.get_extra_info("ssl_object")
         return obj if isinstance(obj, ssl.SSLObject) else None
+
+    async def peek(self, timeout: float) -> bytes:
+        """Up to 4 first bytes of the client, left unread; b"" if none came within ``timeout``.
+
+        Reading stays paused afterwards until the next ``read`` (or
+        ``start_tls``), so a TLS ClientHello seen here is still whole for the
+        handshake. Must be called before anything was read. b"" also when
+        the client closed.
+        """
+        raw = self._writer.get_extra_info("socket")
+        if raw is None or self._closed:
+            return b""
+        self._transport.pause_reading()
+        self._paused = True
+        # The transport owns the descriptor: wait on a duplicate of it, and look
+        # with MSG_PEEK so that the bytes stay in the socket for whoever reads next.
+        sock: socket.socket = raw.dup()
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(sock.fileno(), ready)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(readable, timeout)
+            try:
+                return sock.recv(4, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                return b""  # nothing yet
+            except OSError:
+                return b""  # reset: the next read or handshake reports it
+        finally:
+            loop.remove_reader(sock.fileno())
+            sock.close()
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float | None = None) -> None:
         """Upgrade to TLS as the server side; ``info`` then tells the peer's certificate.
@@ -79,6 +132,7 @@ class TcpStream(ByteStream):
         first TLS record must still be unread). Raises ``ssl.SSLError``,
         ``ConnectionError`` or ``TimeoutError`` when the handshake fails.
         """
+        self._paused = False  # start_tls resumes reading under TLS
         await self._writer.start_tls(context, ssl_handshake_timeout=timeout or None)
         ssl_object = self.ssl_object
         certificate = ssl_object.getpeercert() if ssl_object is not None else None
@@ -109,6 +163,7 @@ class TcpListener:
         ssl_context: ssl.SSLContext | None = None,
         tls_handshake_timeout: float | None = None,
         tls_failures: collections.Counter[str] | None = None,
+        tls_first_fallback: float | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -116,6 +171,9 @@ class TcpListener:
         self._handler = handler
         self._ssl = ssl_context
         self._tls_timeout = tls_handshake_timeout
+        #: With TLS: how long to wait for the client's first byte before handing
+        #: over a plain stream (``None``: TLS from the first byte, no fallback).
+        self._tls_fallback = tls_first_fallback or None
         self._server: asyncio.Server | None = None
         #: Failed TLS handshakes by reason (see ``gateway.tls.handshake``); a
         #: counter may be shared with the listener's certificate policy.
@@ -155,7 +213,11 @@ class TcpListener:
             local_port=int(sock[1]),
         )
         stream = TcpStream(reader, writer, info)
-        if self._ssl is not None and not await self._handshake(stream):
+        if (
+            self._ssl is not None
+            and await self._wants_tls(stream)
+            and not await self._handshake(stream)
+        ):
             await stream.close()
             return
         info = stream.info
@@ -166,6 +228,16 @@ class TcpListener:
             log.exception("cid:%d: connection handler failed", info.id)
         finally:
             await stream.close()
+
+    async def _wants_tls(self, stream: TcpStream) -> bool:
+        """Whether to do TLS now: always, or with a fallback when the client spoke first.
+
+        As the NATS server: any byte within the delay means the client started
+        TLS (a plain client waits for INFO); a bad first byte fails the handshake.
+        """
+        if self._tls_fallback is None:
+            return True
+        return bool(await stream.peek(self._tls_fallback))
 
     async def _handshake(self, stream: TcpStream) -> bool:
         """TLS from the first byte; a failure is counted, logged and False."""

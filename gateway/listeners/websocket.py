@@ -4,17 +4,26 @@ One port serves both, as in the NATS server's ``websocket`` block: a client
 that offers the ``mqtt`` subprotocol is an MQTT_WS connection, any other is a
 NATS WEBSOCKET connection. MQTT packets may span frames and one frame may hold
 several packets, so the session sees a plain byte stream.
+
+With TLS (``wss://``) the listener does the handshake itself rather than
+through ``serve(ssl=...)``, whose failed handshakes asyncio drops without a
+word: each accepted connection is a ``_TlsServerConnection`` that turns its
+transport into TLS with ``loop.start_tls`` before websockets sees a byte, so a
+failure (a plain client, an unknown CA, no certificate, a timeout) is counted
+in ``tls_failures`` by reason and logged, as on the TCP listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import http
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
+from typing import ClassVar, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,6 +36,7 @@ from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
 from gateway.listeners.stream import ByteStream, ConnectionHandler
 from gateway.options.model import ConnectionType
+from gateway.tls.handshake import failure_reason
 
 log = logging.getLogger("jetgate.listeners")
 
@@ -103,6 +113,102 @@ class WebSocketStream(ByteStream):
         return self._closed
 
 
+class _TlsServerConnection(ServerConnection):
+    """A websockets connection whose transport becomes TLS before the HTTP upgrade.
+
+    ``connection_made`` (plain transport) pauses reading and starts the
+    server-side handshake; once it is done, websockets gets the TLS transport
+    as if asyncio had made it. Bytes, EOF or loss that the TLS layer reports
+    before the connection is handed over are kept and replayed in order.
+    A per-listener subclass sets ``tls``.
+    """
+
+    tls: ClassVar[_WebSocketTLS]
+    _early: list[Callable[[], object]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        plain = cast(asyncio.Transport, transport)
+        plain.pause_reading()  # the ClientHello must reach the TLS layer whole
+        self._early = []
+        self.tls.secure(self, plain)
+
+    def handed_over(self, transport: asyncio.Transport) -> None:
+        """The handshake is done: websockets takes over ``transport`` (TLS)."""
+        early, self._early = self._early or [], None
+        super().connection_made(transport)
+        for event in early:
+            event()
+
+    def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            self._early.append(lambda: self.data_received(data))
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._early is not None:
+            self._early.append(self.eof_received)
+        else:
+            super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._early is not None:
+            self._early.append(lambda: self.connection_lost(exc))
+        else:
+            super().connection_lost(exc)
+
+
+class _WebSocketTLS:
+    """The TLS handshakes of one WebSocket listener, with their failures counted."""
+
+    def __init__(
+        self, context: ssl.SSLContext, timeout: float | None, failures: collections.Counter[str]
+    ) -> None:
+        self.context = context
+        self.timeout = timeout or None
+        self.failures = failures
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def connection_class(self) -> type[ServerConnection]:
+        """A ``_TlsServerConnection`` subclass bound to this listener."""
+        return type("TlsServerConnection", (_TlsServerConnection,), {"tls": self})
+
+    def secure(self, connection: _TlsServerConnection, plain: asyncio.Transport) -> None:
+        """Start the handshake of a new connection in the background."""
+        task = asyncio.get_running_loop().create_task(self._handshake(connection, plain))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _handshake(self, connection: _TlsServerConnection, plain: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        peer = plain.get_extra_info("peername") or ("?", 0)
+        try:
+            secure = await loop.start_tls(
+                plain,
+                connection,
+                self.context,
+                server_side=True,
+                ssl_handshake_timeout=self.timeout,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            reason = failure_reason(exc)
+            self.failures[reason] += 1
+            log.warning("TLS handshake with %s:%s (WebSocket) failed: %s", peer[0], peer[1], reason)
+            plain.abort()
+            return
+        if secure is None:  # closed the moment the handshake ended
+            plain.abort()
+            return
+        connection.handed_over(secure)
+
+    async def stop(self) -> None:
+        """Abandon handshakes still running (their connections are closed)."""
+        for task in list(self.pending):
+            task.cancel()
+        if self.pending:
+            await asyncio.wait(self.pending, timeout=CLOSE_DEADLINE)
+
+
 def _select_subprotocol(
     connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
@@ -127,6 +233,8 @@ class WebSocketListener:
         same_origin: bool = False,
         allowed_origins: Sequence[str] = (),
         max_message_size: int | None = None,
+        tls_handshake_timeout: float | None = None,
+        tls_failures: collections.Counter[str] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -138,6 +246,16 @@ class WebSocketListener:
         self._allowed_origins = {_origin_key(o) for o in allowed_origins}
         self._max_message_size = max_message_size
         self._server: Server | None = None
+        #: Failed TLS handshakes by reason (see ``gateway.tls.handshake``); a
+        #: counter may be shared with the listener's certificate policy.
+        self.tls_failures: collections.Counter[str] = (
+            collections.Counter() if tls_failures is None else tls_failures
+        )
+        self._tls = (
+            _WebSocketTLS(ssl_context, tls_handshake_timeout, self.tls_failures)
+            if ssl_context is not None
+            else None
+        )
 
     async def start(self) -> None:
         """Bind and start accepting."""
@@ -145,7 +263,8 @@ class WebSocketListener:
             self._accept,
             self.host,
             self.requested_port,
-            ssl=self._ssl,
+            # TLS is done by _TlsServerConnection, not by asyncio (see the module docstring).
+            create_connection=self._tls.connection_class() if self._tls is not None else None,
             select_subprotocol=_select_subprotocol,
             compression="deflate" if self._compression else None,
             process_request=self._check_origin,
@@ -166,6 +285,8 @@ class WebSocketListener:
         """Stop accepting and close open WebSocket connections."""
         if self._server is not None:
             self._server.close()
+            if self._tls is not None:
+                await self._tls.stop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), CLOSE_DEADLINE)
             self._server = None
