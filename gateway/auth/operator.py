@@ -26,9 +26,12 @@ connection's ``Limits`` (subscriptions, payload: ``gateway.auth.limits``). Conne
 drivers ``watch`` the identity: the callback runs with the ``-ERR`` text when
 the user expires or when a reloaded account JWT revokes it.
 
-Resolvers: ``MemoryResolver`` (the preload map) and ``DirectoryResolver``
+Resolvers: ``MemoryResolver`` (the preload map), ``DirectoryResolver``
 (``resolver { type: full|cache, dir }``: ``<dir>/<account>.jwt`` files, the
-preload map as fallback), polled for changes while connections are watched.
+preload map as fallback), polled for changes while connections are watched,
+and ``UrlResolver`` (``resolver: URL(http://host:port/jwt/v1/accounts/)``:
+``GET <url><account>``, fetched in a worker thread by ``prepare`` before the
+chain runs, kept until the account expires).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import logging
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -163,7 +168,126 @@ class DirectoryResolver:
         return out
 
 
-Resolver = MemoryResolver | DirectoryResolver
+class UrlResolver:
+    """``resolver: URL(<base>)``: account JWTs fetched over HTTP, as the NATS server does.
+
+    An account's JWT is ``GET <base><account public key>`` (a ``/`` is added
+    to the base when missing), with a 2-second timeout; only a ``200``
+    answer counts, its body being the JWT. A fetched JWT is kept until its
+    account expires, then fetched again (at most once every ``min_refresh``
+    seconds); a failed fetch is not remembered, so the next client of that
+    account tries again. The NATS server learns of later changes through its
+    system account (``nsc push``), which jetgate does not serve: restart, or
+    use a directory resolver, to apply a revocation at once.
+
+    Fetches run in a worker thread (``asyncio.to_thread``), never on the
+    event loop, and concurrent fetches of one account share one request.
+    ``load`` fetches; ``fetch`` answers from what was fetched, so the
+    validation chain itself stays synchronous.
+    """
+
+    #: The NATS server's HTTP client timeout for account fetches.
+    TIMEOUT = 2.0
+
+    def __init__(self, url: str, *, timeout: float = TIMEOUT, min_refresh: float = 1.0) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.timeout = timeout
+        self.min_refresh = min_refresh
+        self.requests = 0
+        """HTTP requests made so far."""
+        self._jwts: dict[str, str] = {}
+        self._fetched_at: dict[str, float] = {}
+        self._errors: dict[str, str] = {}
+        self._loading: dict[str, asyncio.Future[None]] = {}
+
+    def fetch(self, account: str) -> str | None:
+        """The JWT fetched for ``account``, or None (then ``error`` says why)."""
+        return self._jwts.get(account)
+
+    def error(self, account: str) -> str | None:
+        """Why the last fetch of ``account`` failed, if it did."""
+        return self._errors.get(account)
+
+    def forget(self, account: str) -> None:
+        """Drop ``account``'s JWT (it did not verify): the next client fetches it again."""
+        self._jwts.pop(account, None)
+
+    def changed(self) -> list[str]:
+        """Accounts whose JWT changed since the last call (never reported: see the class)."""
+        return []
+
+    async def load(self, account: str, *, stale: bool = False) -> None:
+        """Fetch ``account``'s JWT unless it is known (and not ``stale``, i.e. expired)."""
+        if account in self._jwts:
+            last = self._fetched_at.get(account, 0.0)
+            if not stale or time.monotonic() - last < self.min_refresh:
+                return
+        pending = self._loading.get(account)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loading[account] = future
+        try:
+            await self._load(account)
+        finally:
+            del self._loading[account]
+            future.set_result(None)
+
+    async def _load(self, account: str) -> None:
+        url = self.url + account
+        started = time.monotonic()
+        try:
+            if not is_public_key(account, Role.ACCOUNT):
+                raise ResolverError("will only fetch valid account keys")
+            self.requests += 1
+            body = await asyncio.to_thread(self._get, url)
+            text = parse_decorated(body)[0]
+        except ResolverError as exc:
+            self._errors[account] = str(exc)
+            log.warning("Account fetch failed: %s", exc)
+            return
+        finally:
+            self._fetched_at[account] = time.monotonic()
+        elapsed = time.monotonic() - started
+        log.log(
+            logging.WARNING if elapsed > 1.0 else logging.DEBUG,
+            "Account [%s] fetch took %.3fs",
+            account,
+            elapsed,
+        )
+        self._errors.pop(account, None)
+        self._jwts[account] = text
+
+    def _get(self, url: str) -> str:
+        """GET ``url`` (in a worker thread); the body of a 200 answer, else ``ResolverError``."""
+        try:
+            with _OPENER.open(url, timeout=self.timeout) as response:
+                status = response.status
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ResolverError(f'could not fetch <"{url}">: {exc.code} {exc.reason}') from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ResolverError(f'could not fetch <"{url}">: {reason}') from None
+        if status != 200:
+            raise ResolverError(f'could not fetch <"{url}">: {status}')
+        try:
+            text: str = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ResolverError(f'could not fetch <"{url}">: the body is not text') from None
+        return text
+
+
+#: No proxies from the environment: the NATS server's account fetches use none either.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ResolverError(Exception):
+    """An account JWT could not be fetched (``UrlResolver``)."""
+
+
+Resolver = MemoryResolver | DirectoryResolver | UrlResolver
 
 
 # -- accounts -------------------------------------------------------------------------
@@ -306,38 +430,86 @@ class OperatorAuth:
         if resolver.kind in ("full", "cache") and resolver.dir:
             os.makedirs(resolver.dir, exist_ok=True)
             return DirectoryResolver(resolver.dir, preload)
+        if resolver.kind == "url" and resolver.url:
+            return UrlResolver(resolver.url)
         raise OperatorError(f"the {resolver.kind} account resolver is not supported")
 
     # -- accounts -----------------------------------------------------------------------
 
+    async def prepare(self, token: str | None) -> None:
+        """Fetch the account of the user JWT ``token`` when the resolver is a URL.
+
+        Called before ``authenticate`` (which stays synchronous); a no-op for
+        the other resolvers and for tokens that do not decode (``authenticate``
+        refuses those with the reason).
+        """
+        resolver = self.resolver
+        if not isinstance(resolver, UrlResolver) or not token:
+            return
+        try:
+            user = decode(token, "user")
+        except JWTError:
+            return
+        issuer_account = user.nats.get("issuer_account")
+        key = issuer_account if isinstance(issuer_account, str) and issuer_account else user.issuer
+        stale = False
+        cached = self._accounts.get(key)
+        if cached is not None and cached[0] == resolver.fetch(key):
+            try:
+                check_times(cached[1].claims)
+            except JWTError:
+                stale = True  # expired: the NATS server fetches it again
+        await resolver.load(key, stale=stale)
+
     def account(self, key: str) -> Account:
-        """The verified, trusted and currently valid account ``key``; raises ``Refused``."""
+        """The verified, trusted and currently valid account ``key``; raises ``Refused``.
+
+        Every refusal here is ``not_authorized``: the user's JWT verified, but
+        its account could not be established (MQTT 5.0 answers 0x87).
+        """
         token = self.resolver.fetch(key)
         if token is None:
-            raise Refused(f"Account JWT lookup error: no JWT for account {key}")
+            why = self.resolver.error(key) if isinstance(self.resolver, UrlResolver) else None
+            raise Refused(
+                f"Account JWT lookup error: {why or f'no JWT for account {key}'}",
+                not_authorized=True,
+            )
         cached = self._accounts.get(key)
         if cached is not None and cached[0] == token:
             account = cached[1]
         else:
-            account = self._load_account(key, token)
+            try:
+                account = self._load_account(key, token)
+            except Refused:
+                if isinstance(self.resolver, UrlResolver):
+                    self.resolver.forget(key)  # fetched again for the next client
+                raise
             self._accounts[key] = (token, account)
         try:
             check_times(account.claims)
         except JWTError as exc:
-            raise Refused(f"Account JWT lookup error: account {key}: {exc}") from None
+            raise Refused(
+                f"Account JWT lookup error: account {key}: {exc}", not_authorized=True
+            ) from None
         return account
 
     def _load_account(self, key: str, token: str) -> Account:
         try:
             claims = decode(token, "account")
         except JWTError as exc:
-            raise Refused(f"Account JWT lookup error: account {key}: {exc}") from None
+            raise Refused(
+                f"Account JWT lookup error: account {key}: {exc}", not_authorized=True
+            ) from None
         if claims.issuer not in self.trusted:
             raise Refused(
-                f"Account JWT lookup error: account {key} is not issued by a trusted operator"
+                f"Account JWT lookup error: account {key} is not issued by a trusted operator",
+                not_authorized=True,
             )
         if claims.subject != key:
-            raise Refused(f"Account JWT lookup error: JWT subject {claims.subject} is not {key}")
+            raise Refused(
+                f"Account JWT lookup error: JWT subject {claims.subject} is not {key}",
+                not_authorized=True,
+            )
         signers: set[str] = set()
         if claims.issuer not in self._strict:
             signers.add(key)

@@ -192,6 +192,7 @@ class UserTable:
             if kind in self._cert_maps:
                 identity = self._certificate_identity(kind, certificate)
             elif self.operator is not None:
+                await self.operator.prepare(credentials.jwt)  # URL resolver: fetch the account
                 identity = self._jwt_identity(kind, credentials, nonce, address)
             else:
                 identity = await self._authenticate(kind, credentials, nonce)

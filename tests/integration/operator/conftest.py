@@ -4,8 +4,8 @@ Identities are made with ``gateway.auth.jwt_cli`` (the code behind ``jetgate
 jwt``), so every test JWT is signed by real nkeys. ``start`` runs a real
 :class:`~gateway.server.Gateway` on ephemeral ports (NATS, MQTT and WebSocket)
 trusting the operator, with a MEMORY resolver preloaded with the system
-account, A and B, or a directory resolver (``dir_resolver=True``) reading
-``<tmp>/accounts/<key>.jwt``.
+account, A and B, a directory resolver (``dir_resolver=True``) reading
+``<tmp>/accounts/<key>.jwt``, or a URL resolver (``url=...``).
 """
 
 from __future__ import annotations
@@ -109,13 +109,18 @@ class Identities:
         """A bearer user JWT (the MQTT password) of ``account``."""
         return self.user_jwt(account, bearer=True, **kw)[1]
 
-    def config(self, dir_resolver: bool = False) -> str:
-        """The operator-mode configuration: operator file, system account, resolver."""
+    def config(self, dir_resolver: bool = False, url: str | None = None) -> str:
+        """The operator-mode configuration: operator file, system account, resolver.
+
+        With ``url``, the resolver is ``URL(<url>)`` and nothing is preloaded.
+        """
         op_file = self.tmp / "operator.jwt"
         op_file.write_text(self.operator_jwt)
         preload = {n: self.account_jwt(n) for n in self.accounts}
         lines = [f'operator: "{op_file}"', f"system_account: {self.key('SYS')}"]
-        if dir_resolver:
+        if url is not None:
+            lines.append(f"resolver: URL({url})")
+        elif dir_resolver:
             accounts = self.accounts_dir
             accounts.mkdir(exist_ok=True)
             for name, token in preload.items():
@@ -165,10 +170,10 @@ async def start(tmp_path: Path, ids: Identities) -> AsyncIterator[StartGateway]:
     """Start operator-mode gateways; each is stopped at teardown."""
     started: list[Gateway] = []
 
-    async def run(dir_resolver: bool = False, extra: str = "") -> Gateway:
+    async def run(dir_resolver: bool = False, extra: str = "", url: str | None = None) -> Gateway:
         store = tmp_path / f"store{len(started)}"
         store.mkdir()
-        text = gateway_config(store, ids.config(dir_resolver) + extra)
+        text = gateway_config(store, ids.config(dir_resolver, url) + extra)
         gateway = Gateway(build_options(loads(text)))
         await gateway.start()
         started.append(gateway)
