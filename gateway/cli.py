@@ -2,7 +2,7 @@
 
 ``jetgate -c FILE`` runs the gateway with a configuration file (built-in
 embedded defaults without one); ``jetgate -t -c FILE`` only loads and
-validates it. Flags given on the command line override the file.
+validates it, TLS files and operator-mode JWTs included. Flags given on the command line override the file.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from conf import ConfigError
 from gateway import __version__
+from gateway.auth.check import check_operator
 from gateway.auth.operator import OperatorError
 from gateway.gc_tuning import tune_gc
 from gateway.options import Options, load_options
@@ -101,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = apply_overrides(load_options(args.config), args)
         check_tls(options)  # certificate files are read now, not at the first connection
+        if args.check:
+            check_operator(options)  # every operator and preloaded account JWT verified
     except ValueError as exc:  # a flag out of range
         print(f"jetgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG

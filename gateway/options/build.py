@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -346,8 +347,15 @@ def _scalars(ctx: Context, b: Block, out: dict[str, Any]) -> None:
 
 
 def _operator_mode(ctx: Context, b: Block, out: dict[str, Any]) -> None:
+    positions: dict[str, Position] = {}
+    for name in ("system_account", "resolver"):
+        if (entry := b.get(name)) is not None:
+            positions[name] = entry.pos
     if (entry := b.get("operator")) is not None:
         out["operators"] = parse_operators(ctx, entry)
+        values = entry.value if isinstance(entry.value, list) else [entry.value]
+        for value, pos in items_of(values, entry.pos):
+            positions.setdefault(f"operator:{value}", pos)
     if (entry := b.get("trusted_keys")) is not None:
         out["trusted_keys"] = parse_trusted_keys(ctx, entry)
         if "operator" in b:
@@ -358,12 +366,17 @@ def _operator_mode(ctx: Context, b: Block, out: dict[str, Any]) -> None:
         out["resolver"] = parse_resolver(ctx, entry)
     if (entry := b.get("resolver_preload")) is not None:
         out["resolver_preload"] = parse_resolver_preload(ctx, entry)
+        if isinstance(entry.value, ConfMap):
+            for key in entry.value:
+                positions[f"resolver_preload:{key}"] = entry.value.pos(key)
         resolver = out.get("resolver")
         if resolver is not None and resolver.kind == "url":
             ctx.error(
                 entry.pos,
                 "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR",
             )
+    if positions:
+        out["operator_positions"] = MappingProxyType(positions)
 
 
 def _cross_checks(

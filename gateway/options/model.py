@@ -391,6 +391,12 @@ class Options:
     system_account: str | None = None
     resolver: Resolver | None = None
     resolver_preload: Mapping[str, str] = field(default_factory=_empty_map)
+    #: Where the operator-mode keys were written, for ``jetgate -t``'s JWT checks:
+    #: ``operator:<value>`` (each operator), ``system_account``, ``resolver``,
+    #: ``resolver_preload:<account key>``.
+    operator_positions: Mapping[str, Position] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
     websocket: WebsocketOptions = WebsocketOptions()
     mqtt: MQTTOptions = MQTTOptions()
     upstream: UpstreamOptions | None = None
