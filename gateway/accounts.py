@@ -7,10 +7,15 @@ of account A never see a message, a retained message, a session or a stream
 of account B. An account's space is opened the first time one of its clients
 authenticates, and kept until the gateway stops.
 
-In upstream mode the gateway has one connection to NATS, which belongs to one
-upstream account; mapping several local accounts onto it would mix their
-subjects, so only the global account is served and a client of any other
-account is refused (run one gateway per upstream account instead).
+In upstream mode the global account's space runs on the ``upstream`` block's
+own login. Any other account needs a login of its own in ``upstream {
+accounts { <account>: { user/password | token | creds | nkey } } }`` (the
+account's name, or in operator mode its public key or its JWT's name): its
+space then gets its own connection to NATS with that login, so the NATS
+server's accounts isolate the subjects, and the MQTT streams and consumers
+are created in that account's JetStream. A client of an account without a
+login is refused (MQTT: server unavailable), as is one whose account's
+connection cannot be made.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import dataclasses
 import logging
 import os
 import re
+from types import MappingProxyType
 
 from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.users import GLOBAL_ACCOUNT, UserTable
@@ -27,7 +33,7 @@ from gateway.backend import Backend, BackendError, open_backend
 from gateway.bus.api import Bus
 from gateway.mqtt.broker import MqttBroker
 from gateway.mqtt.store import StoreError
-from gateway.options.model import Options
+from gateway.options.model import Options, UpstreamOptions
 
 log = logging.getLogger("jetgate")
 
@@ -80,23 +86,22 @@ class Accounts:
         found = self._spaces.get(account)
         if found is not None:
             return found
-        if self.options.upstream is not None:
-            raise AccountUnavailable(
-                f"account {account!r}: upstream mode serves the upstream connection's account only"
+        upstream = self.options.upstream
+        if upstream is not None:
+            options = dataclasses.replace(self.options, upstream=self._upstream_for(account))
+        else:
+            store_dir = os.path.join(
+                self.options.jetstream.store_dir, "accounts", _SAFE_NAME.sub("_", account)
             )
+            jetstream = dataclasses.replace(self.options.jetstream, store_dir=store_dir)
+            options = dataclasses.replace(self.options, jetstream=jetstream)
         pending = self._opening.get(account)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[AccountSpace] = asyncio.get_running_loop().create_future()
         self._opening[account] = future
         try:
-            store_dir = os.path.join(
-                self.options.jetstream.store_dir, "accounts", _SAFE_NAME.sub("_", account)
-            )
-            jetstream = dataclasses.replace(self.options.jetstream, store_dir=store_dir)
-            opened = await self._open(
-                account, dataclasses.replace(self.options, jetstream=jetstream)
-            )
+            opened = await self._open(account, options)
         except (BackendError, StoreError) as exc:
             future.set_exception(AccountUnavailable(f"account {account!r}: {exc}"))
             future.exception()  # retrieved: the waiters get it from their own await
@@ -108,8 +113,32 @@ class Accounts:
         log.info("account %s: space opened", account)
         return opened
 
+    def _upstream_for(self, account: str) -> UpstreamOptions:
+        """The ``upstream`` options of ``account``: the block with the account's own login."""
+        upstream = self.options.upstream
+        assert upstream is not None
+        login = upstream.accounts.get(account)
+        operator = self.users.operator
+        if login is None and operator is not None:
+            name = operator.account_name(account)
+            login = upstream.accounts.get(name) if name else None
+        if login is None:
+            raise AccountUnavailable(
+                f"account {account!r}: no upstream login for it in upstream {{ accounts {{ }} }}"
+            )
+        return dataclasses.replace(
+            upstream,
+            user=login.user,
+            password=login.password,
+            token=login.token,
+            creds=login.creds,
+            nkey=login.nkey,
+            accounts=MappingProxyType({}),
+        )
+
     async def _open(self, account: str, options: Options) -> AccountSpace:
-        backend = await open_backend(options, self.name)
+        name = self.name if account == GLOBAL_ACCOUNT else f"{self.name}/{account}"
+        backend = await open_backend(options, name)
         broker: MqttBroker | None = None
         if backend.log is not None:
             broker = MqttBroker(options, self.users, backend.bus, backend.log)

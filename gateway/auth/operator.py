@@ -493,6 +493,11 @@ class OperatorAuth:
             ) from None
         return account
 
+    def account_name(self, key: str) -> str | None:
+        """The name in account ``key``'s JWT, once a client of it has been authenticated."""
+        cached = self._accounts.get(key)
+        return cached[1].claims.name or None if cached is not None else None
+
     def _load_account(self, key: str, token: str) -> Account:
         try:
             claims = decode(token, "account")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from gateway.options.model import (
     JetStreamOptions,
     MQTTOptions,
     Options,
+    UpstreamLogin,
     UpstreamOptions,
     User,
     WebsocketOptions,
@@ -59,6 +61,7 @@ from gateway.options.reader import (
     as_str_list,
     check_int32,
     items_of,
+    position_of,
     suggest,
 )
 
@@ -195,6 +198,14 @@ _UPSTREAM_KEYS: dict[str, tuple[str, ...]] = {
     "nkey": (),
     "tls": (),
     "js_domain": (),
+    "accounts": (),
+}
+_UPSTREAM_LOGIN_KEYS: dict[str, tuple[str, ...]] = {
+    "user": ("username",),
+    "password": ("pass",),
+    "token": (),
+    "creds": ("credentials",),
+    "nkey": (),
 }
 _UPSTREAM_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -263,8 +274,20 @@ def _upstream(ctx: Context, e: Entry) -> UpstreamOptions | None:
             else [entry.pos]
         )
         urls = tuple(u for u, p in zip(values, positions, strict=True) if _upstream_url(ctx, u, p))
+    out = _upstream_login(ctx, b, e, "the upstream block", "the upstream password")
+    if (entry := b.get("js_domain")) is not None:
+        out["js_domain"] = as_str(ctx, entry) or None
+    if (entry := b.get("tls")) is not None:
+        out["tls"] = parse_tls(ctx, entry, "upstream")
+    if (entry := b.get("accounts")) is not None:
+        out["accounts"] = _upstream_accounts(ctx, entry)
+    return UpstreamOptions(urls=urls, **{k: v for k, v in out.items() if v is not None})
+
+
+def _upstream_login(ctx: Context, b: Block, e: Entry, where: str, password: str) -> dict[str, Any]:
+    """``user``/``password``, ``token``, ``creds`` or ``nkey`` of an upstream login."""
     out: dict[str, Any] = {}
-    for name in ("user", "password", "token", "js_domain"):
+    for name in ("user", "password", "token"):
         if (entry := b.get(name)) is not None:
             out[name] = as_str(ctx, entry) or None
     for name in ("creds", "nkey"):
@@ -273,14 +296,33 @@ def _upstream(ctx: Context, e: Entry) -> UpstreamOptions | None:
                 out[name] = path
             else:
                 ctx.error(entry.pos, f'{entry.key} file "{path}" does not exist or is not a file')
-    if (entry := b.get("tls")) is not None:
-        out["tls"] = parse_tls(ctx, entry, "upstream")
     given = [name for name in ("user", "token", "creds", "nkey") if name in b]
     if len(given) > 1:
-        ctx.error(e.pos, f"the upstream block may log in one way only, got {' and '.join(given)}")
+        ctx.error(e.pos, f"{where} may log in one way only, got {' and '.join(given)}")
     if "password" in b and "user" not in b:
-        ctx.error(e.pos, "the upstream password needs a user")
-    return UpstreamOptions(urls=urls, **{k: v for k, v in out.items() if v is not None})
+        ctx.error(e.pos, f"{password} needs a user")
+    return out
+
+
+def _upstream_accounts(ctx: Context, e: Entry) -> Mapping[str, UpstreamLogin]:
+    """``upstream { accounts { <account>: { user/password | token | creds | nkey } } }``."""
+    accounts_map = as_map(ctx, e)
+    if accounts_map is None:
+        return MappingProxyType({})
+    out: dict[str, UpstreamLogin] = {}
+    for name, value in accounts_map.items():
+        entry = Entry(name, value, position_of(accounts_map, name))
+        login_map = as_map(ctx, entry)
+        if login_map is None:
+            continue
+        where = f'the upstream login of account "{name}"'
+        b = Block(ctx, login_map, where, _UPSTREAM_LOGIN_KEYS)
+        login = _upstream_login(ctx, b, entry, where, f'the password of account "{name}"')
+        if not login:
+            ctx.error(entry.pos, f"{where} needs user/password, token, creds or nkey")
+            continue
+        out[name] = UpstreamLogin(**{k: v for k, v in login.items() if v is not None})
+    return MappingProxyType(out)
 
 
 def _http(ctx: Context, e: Entry) -> tuple[str | None, int | None]:
@@ -417,6 +459,21 @@ def _cross_checks(
                 f'system_account "{options.system_account}" is not a defined '
                 f"account{suggest(options.system_account, names)}",
             )
+    accounts_entry = _sub_entry(b.get("upstream"), "accounts")
+    if (
+        options.upstream is not None
+        and not options.operator_mode
+        and accounts_entry is not None
+        and isinstance(accounts_entry.value, ConfMap)
+    ):
+        names = [a.name for a in options.accounts]
+        for name in options.upstream.accounts:
+            if name not in names:
+                ctx.error(
+                    accounts_entry.value.pos(name),
+                    f'upstream login for "{name}", which is not a defined '
+                    f"account{suggest(name, names)}",
+                )
     if (entry := b.get("resolver")) is not None and not options.operator_mode:
         ctx.warn(entry.pos, "resolver has no effect without an operator, ignored")
     for entry, name in no_auth:

@@ -338,8 +338,24 @@ class WebsocketOptions:
 
 
 @dataclass(frozen=True)
+class UpstreamLogin:
+    """How one local account logs in to the upstream NATS servers (``upstream { accounts }``)."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    creds: str | None = None
+    nkey: str | None = None
+
+
+@dataclass(frozen=True)
 class UpstreamOptions:
-    """jetgate's own ``upstream {}`` block: the NATS servers to front, and how to log in."""
+    """jetgate's own ``upstream {}`` block: the NATS servers to front, and how to log in.
+
+    The block's own login serves the global account; ``accounts`` maps other
+    local accounts (by name, or by public key in operator mode) to a login of
+    their own, so that each gets its own connection to (and account in) NATS.
+    """
 
     urls: tuple[str, ...]
     user: str | None = None
@@ -349,6 +365,9 @@ class UpstreamOptions:
     nkey: str | None = None
     tls: TLSOptions | None = None
     js_domain: str | None = None
+    accounts: Mapping[str, UpstreamLogin] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
 
 
 @dataclass(frozen=True)
