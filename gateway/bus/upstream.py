@@ -1,7 +1,8 @@
-"""UpstreamBus: the Bus on a real NATS server (or cluster), over one nats-py connection.
+"""UpstreamBus: the Bus on a real NATS server (or cluster), over nats-py connections.
 
-One connection per gateway (one UpstreamBus per account, where accounts log
-in separately) carries every client's traffic:
+One main connection per gateway (one UpstreamBus per account, where accounts
+log in separately) carries every client's traffic and the JetStream log's,
+and a second one the queue subscriptions (see local delivery below):
 
 - **Publishing** is a plain method. It builds the ``PUB``/``HPUB`` bytes
   (``gateway.bus.upstream_wire``) and appends them to nats-py's own pending
@@ -30,9 +31,21 @@ in separately) carries every client's traffic:
 - A subscribe returns once the server has the ``SUB`` (a PING/PONG round
   trip), so a message published by anyone after that reaches it.
 
-``Msg.origin`` is None on delivery: the publisher's identity does not cross the
-network. ``has_interest`` answers True (only the server knows); ``request``
-relies on the server's no-responders status instead.
+- **Local delivery** (``UpstreamBus.connect`` sets it up): as a leaf node
+  does, the gateway delivers its own publications to its own plain
+  subscribers itself, through an in-process ``LocalBus``, and the main
+  connection is opened with ``no_echo`` so the server does not send them
+  back. Messages published through this gateway and subscribed on it never
+  make the round trip, which carries every other publication; ``Msg.origin``
+  then reaches local subscribers (NATS ``echo: false`` works) and a run of
+  QoS 0 messages stays one ``MsgBatch``. Queue subscriptions use a second
+  connection with echo on: the server must choose one member among every
+  gateway's, including this one's, for this gateway's publications too.
+
+``Msg.origin`` is None on delivery from upstream: the publisher's identity does
+not cross the network. ``has_interest`` answers True (only the server knows);
+``request`` relies on the server's no-responders status instead, unless a
+local subscriber can answer.
 
 This module uses a few nats-py internals (``_pending``, ``_pending_data_size``,
 ``_flush_queue``, a subscription's ``_pending_queue``); ``UpstreamBus`` checks
@@ -44,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
@@ -62,13 +76,21 @@ from gateway.bus.api import (
     BusTimeout,
     Headers,
     Msg,
+    MsgBatch,
     MsgHandler,
     NoResponders,
+    Subscription,
 )
-from gateway.bus.local import BufferedSubscription
+from gateway.bus.local import BufferedSubscription, LocalBus
 from gateway.bus.subjects import validate_subject, validate_subscription
 from gateway.bus.upstream_connect import UpstreamConnectError, connect_kwargs
-from gateway.bus.upstream_wire import DESCRIPTION, InvalidHeader, PayloadTooLarge, pub_command
+from gateway.bus.upstream_wire import (
+    DESCRIPTION,
+    InvalidHeader,
+    PayloadTooLarge,
+    pub_command,
+    pub_commands,
+)
 from gateway.options.model import UpstreamOptions
 
 __all__ = [
@@ -88,6 +110,8 @@ DEFAULT_PENDING_SIZE = 8 * 1024 * 1024
 
 _DEFAULT_TIMEOUT = 10.0
 _Callback = Callable[[], Awaitable[None]]
+_ANSWERED_LOCALLY_MAX = 8192
+_NO_RESPONDERS = "503"
 _NATS_INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_subs")
 
 
@@ -119,13 +143,26 @@ class _Fanout:
     ``drain``); nothing is ever queued here.
     """
 
-    __slots__ = ("members", "nsub", "queue", "ready", "rr", "subject")
+    __slots__ = ("answered", "local", "members", "nc", "nsub", "queue", "ready", "rr", "subject")
 
-    def __init__(self, subject: str, queue: str | None, ready: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        subject: str,
+        queue: str | None,
+        ready: asyncio.Future[None],
+        nc: NATS,
+        answered: OrderedDict[str, None],
+    ) -> None:
         self.subject = subject
+        self.answered = answered
+        """Reply subjects of requests delivered locally (their no-responders status is false)."""
         self.queue = queue
         self.ready = ready
+        self.nc = nc
+        """The connection holding the upstream subscription."""
         self.nsub: NatsSubscription | None = None
+        self.local: Subscription | None = None
+        """Local delivery: this gateway's own publications, from the local bus."""
         # Copy-on-write, so a callback that unsubscribes cannot upset an iteration.
         self.members: tuple[UpstreamSubscription, ...] = ()
         self.rr = 0
@@ -135,6 +172,12 @@ class _Fanout:
         if not members:
             return
         try:
+            headers = raw.headers
+            if headers and headers.get("Status") == _NO_RESPONDERS and raw.subject in self.answered:
+                # The server saw no subscriber of a request this gateway delivered
+                # itself (no_echo): the requester must not hear "no responders".
+                del self.answered[raw.subject]
+                return
             msg = from_nats(raw)
             if self.queue is None:
                 for sub in members:
@@ -149,6 +192,17 @@ class _Fanout:
         nsub = self.nsub
         if nsub is not None:
             nsub._pending_size = 0
+
+    def deliver_local(self, msg: Msg) -> None:
+        """A publication of this gateway, to every (plain) local subscriber."""
+        for sub in self.members:
+            if not sub._closed:
+                sub._deliver(msg)
+
+    def deliver_local_batch(self, batch: MsgBatch) -> None:
+        for sub in self.members:
+            if not sub._closed:
+                sub._deliver_batch(batch)
 
     def qsize(self) -> int:
         return 0
@@ -198,14 +252,22 @@ class UpstreamBus(Bus):
         self,
         nc: NATS,
         *,
+        queue_nc: NATS | None = None,
         own_connection: bool = False,
         js_domain: str | None = None,
         subscribe_timeout: float = _DEFAULT_TIMEOUT,
     ) -> None:
-        missing = [name for name in _NATS_INTERNALS if not hasattr(nc, name)]
-        if missing:
-            raise BusError(f"unsupported nats-py version: Client lacks {', '.join(missing)}")
+        for conn in (nc, queue_nc or nc):
+            missing = [name for name in _NATS_INTERNALS if not hasattr(conn, name)]
+            if missing:
+                raise BusError(f"unsupported nats-py version: Client lacks {', '.join(missing)}")
+        no_echo = bool(nc.options.get("no_echo"))
+        if no_echo and queue_nc is None:
+            raise ValueError("a no_echo connection needs queue_nc for queue subscriptions")
         self._nc = nc
+        self._qnc = queue_nc or nc
+        self._local: LocalBus | None = LocalBus() if no_echo else None
+        self._answered: OrderedDict[str, None] = OrderedDict()
         self._own = own_connection
         self._js_domain = js_domain
         self._sub_timeout = subscribe_timeout
@@ -256,13 +318,15 @@ class UpstreamBus(Bus):
             error_cb=_log_error,
         )
         kwargs.update(nats_options)
+        nc = await _connect(options, dict(kwargs, no_echo=True))
         try:
-            nc = await nats.connect(**kwargs)
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            urls = ", ".join(_redact(u) for u in options.urls)
-            raise UpstreamConnectError(f"cannot connect to upstream NATS at {urls}: {exc}") from exc
-        nc.options["max_reconnect_attempts"] = max_reconnect_attempts
-        return cls(nc, own_connection=True, js_domain=options.js_domain)
+            qnc = await _connect(options, dict(kwargs, name=f"{name}-queues"))
+        except UpstreamConnectError:
+            await nc.close()
+            raise
+        for conn in (nc, qnc):
+            conn.options["max_reconnect_attempts"] = max_reconnect_attempts
+        return cls(nc, queue_nc=qnc, own_connection=True, js_domain=options.js_domain)
 
     # -- properties ----------------------------------------------------------------
 
@@ -315,14 +379,43 @@ class UpstreamBus(Bus):
         if reply:
             validate_subject(reply)
         cmd = pub_command(subject, reply, payload, headers, nc._max_payload)
+        local = self._local
+        if local is not None:
+            local.publish(subject, payload, reply, headers, origin)
+            if reply and local.has_interest(subject):
+                answered = self._answered
+                answered[reply] = None
+                if len(answered) > _ANSWERED_LOCALLY_MAX:
+                    answered.popitem(last=False)
         stats = nc.stats
         stats["out_msgs"] += 1
         stats["out_bytes"] += len(payload)
         self._send(cmd)
 
-    def _send(self, cmd: bytes) -> None:
-        """Append a protocol command to nats-py's pending buffer and wake its flusher."""
+    def publish_many(
+        self, subject: str, payloads: list[bytes], origin: object | None = None
+    ) -> None:
+        """``publish`` for each payload: one upstream write, one local batch."""
+        if not payloads:
+            return
+        if self._closed:
+            raise BusClosed("bus closed")
         nc = self._nc
+        if nc.is_closed or nc.is_draining_pubs:
+            raise BusClosed("upstream connection closed")
+        validate_subject(subject)
+        cmds = pub_commands(subject, payloads, nc._max_payload)
+        if self._local is not None:
+            self._local.publish_many(subject, payloads, origin)
+        stats = nc.stats
+        stats["out_msgs"] += len(payloads)
+        stats["out_bytes"] += sum(map(len, payloads))
+        self._send(cmds)
+
+    def _send(self, cmd: bytes, nc: NATS | None = None) -> None:
+        """Append a protocol command to nats-py's pending buffer and wake its flusher."""
+        if nc is None:
+            nc = self._nc
         size = nc._pending_data_size + len(cmd)
         if not nc.is_connected:
             # Buffered for the reconnect, within the same bound nats-py applies.
@@ -364,6 +457,9 @@ class UpstreamBus(Bus):
         if self._closed:
             raise BusClosed("bus closed")
         validate_subject(subject)
+        if self._local is not None and self._local.has_interest(subject):
+            # A local responder: the server would not echo the request to it.
+            return await super().request(subject, payload, timeout, headers)
         try:
             raw = await self._nc.request(
                 subject, payload, timeout=timeout, headers=dict(headers) if headers else None
@@ -410,11 +506,13 @@ class UpstreamBus(Bus):
 
     async def _open(self, key: tuple[str, str | None], sub: UpstreamSubscription) -> None:
         subject, queue = key
-        fanout = _Fanout(subject, queue, asyncio.get_running_loop().create_future())
+        nc = self._qnc if queue else self._nc
+        ready = asyncio.get_running_loop().create_future()
+        fanout = _Fanout(subject, queue, ready, nc, self._answered)
         self._interests[key] = fanout
         try:
             try:
-                nsub = await self._nc.subscribe(
+                nsub = await nc.subscribe(
                     subject, queue=queue or "", pending_msgs_limit=0, pending_bytes_limit=0
                 )
             except nats.errors.Error as exc:
@@ -423,10 +521,14 @@ class UpstreamBus(Bus):
             early: asyncio.Queue[NatsMsg] = nsub._pending_queue
             nsub._pending_queue = fanout  # type: ignore[assignment]
             fanout.nsub = nsub
+            if self._local is not None and queue is None:
+                local = self._local.subscribe_nowait(subject, fanout.deliver_local)
+                local.set_batch_handler(fanout.deliver_local_batch)
+                fanout.local = local
             self._attach(fanout, sub)
             while not early.empty():
                 fanout.put_nowait(early.get_nowait())
-            await self._round_trip()
+            await self._round_trip(nc)
         except BaseException:
             if fanout.nsub is None and self._interests.get(key) is fanout:
                 del self._interests[key]
@@ -439,23 +541,24 @@ class UpstreamBus(Bus):
         sub._fanout = fanout
         fanout.members = (*fanout.members, sub)
 
-    async def _round_trip(self) -> None:
+    async def _round_trip(self, nc: NATS) -> None:
         """Wait for the server to have processed what was sent so far (best effort)."""
-        if not self._nc.is_connected:
+        if not nc.is_connected:
             return  # nats-py replays every subscription after the reconnect
         try:
-            await self._ping(self._sub_timeout)
+            await self._ping(self._sub_timeout, nc)
         except (nats.errors.Error, TimeoutError) as exc:
             log.debug("no PONG after SUB: %s", exc)
 
-    async def _ping(self, timeout: float) -> None:
+    async def _ping(self, timeout: float, nc: NATS | None = None) -> None:
         """Write out nats-py's pending buffer, then PING and wait for the PONG.
 
         nats-py's ``flush()`` writes its PING straight to the socket, ahead of
         commands still in the pending buffer, so on its own it does not prove
         that earlier publishes or subscribes reached the server.
         """
-        nc = self._nc
+        if nc is None:
+            nc = self._nc
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         queue = nc._flush_queue
@@ -477,6 +580,10 @@ class UpstreamBus(Bus):
         key = (fanout.subject, fanout.queue)
         if self._interests.get(key) is fanout:
             del self._interests[key]
+        local = fanout.local
+        if local is not None:
+            fanout.local = None
+            self._local_unsubscribe(local)
         nsub = fanout.nsub
         if nsub is None:
             return
@@ -484,10 +591,15 @@ class UpstreamBus(Bus):
         # nats-py's Subscription.unsubscribe() without the coroutine: forget the
         # sid (so a reconnect does not replay it) and queue the UNSUB in order.
         nsub._closed = True
-        nc = self._nc
+        nc = fanout.nc
         nc._remove_sub(nsub._id)
         if nc.is_connected:
-            self._send(f"UNSUB {nsub._id}\r\n".encode())
+            self._send(f"UNSUB {nsub._id}\r\n".encode(), nc)
+
+    @staticmethod
+    def _local_unsubscribe(sub: Subscription) -> None:
+        if isinstance(sub, BufferedSubscription):
+            sub._close()  # synchronous: LocalBus unsubscribes at once
 
     def has_interest(self, subject: str) -> bool:
         """True: only the upstream server knows (request() relies on no-responders)."""
@@ -534,6 +646,8 @@ class UpstreamBus(Bus):
             except TimeoutError:
                 raise BusTimeout("upstream still disconnected") from None
         try:
+            if self._local is not None:
+                await self._local.flush(max(deadline - loop.time(), 0.001))
             await self._ping(max(deadline - loop.time(), 0.001))
         except (nats.errors.TimeoutError, TimeoutError):
             raise BusTimeout("flush timed out") from None
@@ -553,13 +667,28 @@ class UpstreamBus(Bus):
                 sub._close()
             if not fanout.ready.done():
                 fanout.ready.set_result(None)
+        if self._local is not None:
+            await self._local.close()
         nc = self._nc
         if self._own:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await nc.close()
+            for conn in {id(nc): nc, id(self._qnc): self._qnc}.values():
+                # Python 3.11's wait_for can lose the cancellation nats-py's close()
+                # sends its reconnect loop (while a connect attempt fails at the
+                # same moment), which then retries forever: bound it first.
+                conn.options["max_reconnect_attempts"] = 1
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await conn.close()
         elif nc.is_connected:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await self._ping(5.0)  # the UNSUBs are out before we return
+
+
+async def _connect(options: UpstreamOptions, kwargs: dict[str, Any]) -> NATS:
+    try:
+        return await nats.connect(**kwargs)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        urls = ", ".join(_redact(u) for u in options.urls)
+        raise UpstreamConnectError(f"cannot connect to upstream NATS at {urls}: {exc}") from exc
 
 
 async def _log_error(exc: Exception) -> None:

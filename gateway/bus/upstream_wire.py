@@ -101,3 +101,20 @@ def pub_command(
     else:
         head = f"HPUB {subject} {len(block)} {size}\r\n"
     return head.encode() + block + payload + _CRLF
+
+
+def pub_commands(subject: str, payloads: list[bytes], max_payload: int) -> bytes:
+    """``PUB`` commands for header-less, reply-less ``payloads`` on one subject, joined.
+
+    Raises PayloadTooLarge (and sends none) when one of them exceeds ``max_payload``.
+    """
+    sizes = set(map(len, payloads))
+    if max(sizes) > max_payload:
+        raise PayloadTooLarge(f"{max(sizes)} bytes exceed max_payload {max_payload}")
+    if len(sizes) == 1:
+        # One length: every command starts with the same bytes; a single join.
+        head = f"PUB {subject} {len(payloads[0])}\r\n".encode()
+        return head + (_CRLF + head).join(payloads) + _CRLF
+    return b"".join(
+        f"PUB {subject} {len(payload)}\r\n".encode() + payload + _CRLF for payload in payloads
+    )

@@ -286,7 +286,9 @@ async def test_distinct_subjects_and_queue_groups_are_distinct_upstream_subscrip
     await bus.subscribe("a", queue="g")
     await bus.subscribe("a", queue="h")
     await bus.subscribe("b.*")
-    assert await server.upstream_subjects() == ["a", "a", "a", "b.*"]
+    # Queue subscriptions live on the gateway's second connection (echo on).
+    assert await server.upstream_subjects() == ["a", "b.*"]
+    assert await server.upstream_subjects(f"{NAME}-queues") == ["a", "a"]
     assert bus.upstream_subscriptions == 4
 
 
@@ -335,8 +337,9 @@ async def test_queue_group_across_two_gateways_delivers_each_message_once(
         for _ in range(3):
             await a.subscribe("jobs", got_a, queue="q")
             await b.subscribe("jobs", got_b, queue="q")
-        assert await server.upstream_subjects("gw-a") == ["jobs"]
-        assert await server.upstream_subjects("gw-b") == ["jobs"]
+        # Queue subscriptions live on each gateway's second connection (echo on).
+        assert await server.upstream_subjects("gw-a-queues") == ["jobs"]
+        assert await server.upstream_subjects("gw-b-queues") == ["jobs"]
         for i in range(200):
             await nc.publish("jobs", b"%d" % i)
         await synced(nc)
@@ -569,3 +572,70 @@ async def test_wrapping_an_existing_connection_leaves_it_open(
         )
     )
     assert all(not c.get("subscriptions_list") for c in conns["connections"])
+
+
+# -- local delivery (leaf-node style, no_echo) -------------------------------------------------
+
+
+async def test_own_publications_are_delivered_locally_once_with_their_origin(
+    bus: UpstreamBus, nc: NATS
+) -> None:
+    local = Collector()
+    await bus.subscribe("loc.>", local)
+    remote: list[bytes] = []
+
+    async def on_remote(msg: Any) -> None:
+        remote.append(msg.data)
+
+    await nc.subscribe("loc.>", cb=on_remote)
+    await synced(nc)
+    publisher = object()
+    bus.publish("loc.a", b"1", origin=publisher)
+    bus.publish_many("loc.b", [b"2", b"3"], origin=publisher)
+    await nc.publish("loc.c", b"from-nats")
+    await synced(nc)
+    await bus.flush()
+    msgs = await local.wait_for(4)
+    await bus.flush()
+    assert sorted(m.payload for m in msgs) == [b"1", b"2", b"3", b"from-nats"]  # once each
+    assert [m.origin is publisher for m in msgs if m.payload != b"from-nats"] == [True] * 3
+    assert [m.origin for m in msgs if m.payload == b"from-nats"] == [None]
+    await _eventually(lambda: sorted(remote) == [b"1", b"2", b"3", b"from-nats"])
+
+
+async def _eventually(check: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_slow_local_responder_is_not_preempted_by_no_responders(bus: UpstreamBus) -> None:
+    async def answer_later(msg: Msg) -> None:
+        await asyncio.sleep(0.2)  # longer than the server takes to report no responders
+        bus.publish(msg.reply, b"late:" + msg.payload)
+
+    await bus.subscribe("svc.slow", lambda m: asyncio.ensure_future(answer_later(m)))
+    reply = await bus.request("svc.slow", b"q", timeout=5)
+    assert reply.payload == b"late:q"
+    # The same for a NATS-client-style request: a reply subscription and a publish.
+    inbox = Collector()
+    await bus.subscribe("_INBOX.local-req", inbox)
+    bus.publish("svc.slow", b"r", reply="_INBOX.local-req")
+    (answer,) = await inbox.wait_for(1)
+    assert answer.payload == b"late:r" and answer.headers is None
+    with pytest.raises(NoResponders):
+        await bus.request("svc.nobody.here", b"", timeout=5)
+
+
+async def test_own_publications_reach_a_local_queue_group_once_each(bus: UpstreamBus) -> None:
+    members = [Collector(), Collector()]
+    for member in members:
+        await bus.subscribe("work", member, queue="q")
+    for i in range(100):
+        bus.publish("work", b"%d" % i)
+    await bus.flush()
+    await _eventually(lambda: sum(len(m.msgs) for m in members) >= 100)
+    await bus.flush()
+    payloads = sorted(int(msg.payload) for m in members for msg in m.msgs)
+    assert payloads == list(range(100))
