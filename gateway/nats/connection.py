@@ -21,7 +21,7 @@ from typing import Any
 from gateway import __version__
 from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.users import AuthenticationFailed, UserTable
-from gateway.bus.api import Bus, BusError, Msg, Subscription
+from gateway.bus.api import Bus, BusError, Msg, MsgBatch, Subscription
 from gateway.listeners.stream import ByteStream
 from gateway.nats.headers import NO_RESPONDERS
 from gateway.nats.protocol import encode_info
@@ -31,6 +31,7 @@ from gateway.nats.session import (
     Event,
     NatsSession,
     Publish,
+    PublishMany,
     Send,
     State,
     Subscribe,
@@ -207,6 +208,12 @@ class NatsConnection:
                 except BusError as exc:
                     log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
                 published = True
+            elif isinstance(event, PublishMany):
+                try:
+                    bus.publish_many(event.subject, event.payloads, self)
+                except BusError as exc:
+                    log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
+                published = True
             elif isinstance(event, Send):
                 self.stream.write(event.data)
             elif isinstance(event, Subscribe):
@@ -263,8 +270,13 @@ class NatsConnection:
         def on_msg(msg: Msg) -> None:
             self._deliver(sid, msg)
 
+        def on_batch(batch: MsgBatch) -> None:
+            self._deliver_batch(sid, batch)
+
         try:
-            self._subs[sid] = await self.bus.subscribe(event.subject, on_msg, queue=event.queue)
+            sub = await self.bus.subscribe(event.subject, on_msg, queue=event.queue)
+            sub.set_batch_handler(on_batch)
+            self._subs[sid] = sub
         except BusError as exc:
             log.warning("cid:%d: subscribe to %s failed: %s", self.cid, event.subject, exc)
             self.session.subscription_ended(sid)
@@ -284,8 +296,17 @@ class NatsConnection:
         if msg.origin is self and not self.session.echo:
             return  # CONNECT echo: false
         data = self.session.deliver(sid, msg)
-        if data is None:
-            return
+        if data is not None:
+            self._queue_delivery(sid, data)
+
+    def _deliver_batch(self, sid: str, batch: MsgBatch) -> None:
+        if batch.origin is self and not self.session.echo:
+            return  # CONNECT echo: false
+        data = self.session.deliver_batch(sid, batch)
+        if data is not None:
+            self._queue_delivery(sid, data)
+
+    def _queue_delivery(self, sid: str, data: bytes) -> None:
         # Many deliveries arrive in one event-loop turn: write them once, after it.
         self._pending.append(data)
         self._pending_size += len(data)

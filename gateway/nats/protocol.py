@@ -61,6 +61,14 @@ class Pub:
 
 
 @dataclass(slots=True)
+class PubRun:
+    """Consecutive header-less PUBs without reply on one subject (``feed`` with ``group``)."""
+
+    subject: str
+    payloads: list[bytes]
+
+
+@dataclass(slots=True)
 class Sub:
     """SUB subject [queue] sid."""
 
@@ -87,7 +95,7 @@ class Pong:
     """PONG from the client."""
 
 
-ClientOp = Connect | Pub | Sub | Unsub | Ping | Pong
+ClientOp = Connect | Pub | PubRun | Sub | Unsub | Ping | Pong
 
 PING = Ping()
 PONG = Pong()
@@ -109,20 +117,34 @@ def _text(raw: bytes, what: str) -> str:
 class ClientParser:
     """Incremental parser of one client's byte stream; feed any chunking, get whole operations."""
 
-    __slots__ = ("_buffer", "_need", "_pending", "max_control_line", "max_payload")
+    __slots__ = (
+        "_buffer",
+        "_last_pub",
+        "_need",
+        "_pending",
+        "group",
+        "max_control_line",
+        "max_payload",
+    )
 
     def __init__(
         self,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_control_line: int = DEFAULT_MAX_CONTROL_LINE,
+        group: bool = False,
     ) -> None:
         self.max_payload = max_payload
         self.max_control_line = max_control_line
+        self.group = group
+        """Return runs of plain PUBs on one subject as one ``PubRun`` (what a server wants)."""
         self._buffer = bytearray()
         self._need = 0
         # A PUB/HPUB whose header was read and whose payload is awaited:
         # (subject, reply, header size or -1, total size).
         self._pending: tuple[str, str | None, int, int] | None = None
+        # The last plain PUB control line and what it parsed to: a publisher
+        # repeats the same line (subject and size) message after message.
+        self._last_pub: tuple[bytes, tuple[str, str | None, int, int]] = (b"", ("", None, -1, 0))
 
     def feed(self, data: bytes) -> list[ClientOp]:
         """Take received bytes; return the operations they complete, in order."""
@@ -148,7 +170,14 @@ class ClientParser:
                     if buf[end : end + 2] != b"\r\n":
                         raise ProtocolError(ERR_UNKNOWN_OPERATION, "payload not followed by CRLF")
                     if header_size < 0:
-                        ops.append(Pub(subject, reply, buf[pos:end]))
+                        if reply is None and self.group:
+                            last = ops[-1] if ops else None
+                            if last.__class__ is PubRun and last.subject == subject:
+                                last.payloads.append(buf[pos:end])
+                            else:
+                                ops.append(PubRun(subject, [buf[pos:end]]))
+                        else:
+                            ops.append(Pub(subject, reply, buf[pos:end]))
                     else:
                         split = pos + header_size
                         ops.append(Pub(subject, reply, buf[split:end], buf[pos:split]))
@@ -183,9 +212,15 @@ class ClientParser:
         """One control line; PUB/HPUB set ``_pending`` and return None until the payload."""
         if line[:4] == b"PUB ":
             # The bulk of traffic, with single spaces as every client writes them.
+            last_line, parsed = self._last_pub
+            if line == last_line and parsed[3] <= self.max_payload:
+                self._pending = parsed
+                return None
             args = line[4:].split(b" ")
             if b"" not in args:
                 self._start_pub(args, with_headers=False)
+                assert self._pending is not None
+                self._last_pub = (bytes(line), self._pending)
                 return None
         parts = line.split()
         if not parts:
@@ -278,6 +313,19 @@ def encode_hmsg(subject: str, sid: str, reply: str | None, headers: bytes, paylo
         else (f"HMSG {subject} {sid} {sizes}\r\n")
     )
     return b"".join((head.encode(), headers, payload, b"\r\n"))
+
+
+def encode_msgs(subject: str, sid: str, payloads: list[bytes]) -> bytes:
+    """``encode_msg`` without reply for each payload, joined (a batch for one subscription)."""
+    sizes = set(map(len, payloads))
+    if len(sizes) == 1:
+        # One length: every MSG starts with the same bytes; a single join.
+        head = f"MSG {subject} {sid} {len(payloads[0])}\r\n".encode()
+        return head + (b"\r\n" + head).join(payloads) + b"\r\n"
+    return b"".join(
+        f"MSG {subject} {sid} {len(payload)}\r\n".encode() + payload + b"\r\n"
+        for payload in payloads
+    )
 
 
 def encode_err(text: str) -> bytes:

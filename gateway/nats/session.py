@@ -27,7 +27,7 @@ from typing import Any
 from gateway.auth.limits import Limits
 from gateway.auth.permissions import ResponsePermits
 from gateway.auth.users import Credentials, Identity
-from gateway.bus.api import Msg
+from gateway.bus.api import Msg, MsgBatch
 from gateway.bus.subjects import InvalidSubject, validate_subject
 from gateway.nats.headers import HeaderError, decode_headers, encode_headers
 from gateway.nats.protocol import (
@@ -44,11 +44,13 @@ from gateway.nats.protocol import (
     Pong,
     ProtocolError,
     Pub,
+    PubRun,
     Sub,
     Unsub,
     encode_err,
     encode_hmsg,
     encode_msg,
+    encode_msgs,
 )
 
 ERR_AUTHORIZATION = "Authorization Violation"
@@ -88,6 +90,14 @@ class Publish:
 
 
 @dataclass(slots=True)
+class PublishMany:
+    """Publish header-less, reply-less payloads on one subject (all checked), in order."""
+
+    subject: str
+    payloads: list[bytes]
+
+
+@dataclass(slots=True)
 class Subscribe:
     """Subscribe on the Bus for ``sid``; deliveries go through ``deliver(sid, msg)``."""
 
@@ -118,7 +128,7 @@ class Send:
     data: bytes
 
 
-Event = Authenticate | Publish | Subscribe | Unsubscribe | Close | Send
+Event = Authenticate | Publish | PublishMany | Subscribe | Unsubscribe | Close | Send
 
 
 @dataclass(slots=True)
@@ -165,7 +175,7 @@ class NatsSession:
         self.headers = False
         self.no_responders = False
         self.subscriptions: dict[str, _SubState] = {}
-        self._parser = ClientParser(max_payload, max_control_line)
+        self._parser = ClientParser(max_payload, max_control_line, group=True)
         self._waiting: deque[ClientOp] = deque()
         self._out: list[bytes] = []
         self._responses: ResponsePermits | None = None
@@ -234,6 +244,8 @@ class NatsSession:
         )
 
     def _operate(self, op: ClientOp) -> list[Event]:
+        if op.__class__ is PubRun:
+            return self._publish_run(op)
         if isinstance(op, Pub):
             return self._publish(op)
         if isinstance(op, Sub):
@@ -282,6 +294,27 @@ class NatsSession:
         self._ok()
         check = bool(op.reply) and self.no_responders
         return [Publish(op.subject, op.reply or "", op.payload, headers, check)]
+
+    def _publish_run(self, run: PubRun) -> list[Event]:
+        """Plain PUBs on one subject: checked once when every one would pass alike."""
+        subject, payloads = run.subject, run.payloads
+        identity = self.identity
+        if (
+            len(payloads) == 1
+            or max(map(len, payloads)) > self._parser.max_payload
+            or not _valid(subject, False)
+            or (identity is not None and not identity.permissions.may_publish(subject))
+        ):
+            # An error, or an allow_responses permit per message: one by one.
+            events: list[Event] = []
+            for payload in payloads:
+                events += self._publish(Pub(subject, None, payload))
+                if self.state is State.CLOSED:
+                    break
+            return events
+        if self.verbose:
+            self._out.extend([OK] * len(payloads))
+        return [PublishMany(subject, payloads)]
 
     def _subscribe(self, op: Sub) -> list[Event]:
         if not _valid(op.subject, True) or (
@@ -385,6 +418,20 @@ class NatsSession:
                 msg.subject, sid, msg.reply, encode_headers(msg.headers), msg.payload
             )
         return encode_msg(msg.subject, sid, msg.reply, msg.payload)
+
+    def deliver_batch(self, sid: str, batch: MsgBatch) -> bytes | None:
+        """``deliver`` for each message of ``batch`` (no reply, no headers), joined."""
+        sub = self.subscriptions.get(sid)
+        if sub is None or self.state is not State.OPEN:
+            return None
+        identity = self.identity
+        if (
+            identity is not None
+            and sub.wildcard
+            and not identity.permissions.may_deliver(batch.subject)
+        ):
+            return None
+        return encode_msgs(batch.subject, sid, batch.payloads)
 
     def ping(self) -> None:
         """Queue a keep-alive PING; the client's PONG clears ``outstanding_pings``."""

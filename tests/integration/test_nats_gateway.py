@@ -310,3 +310,37 @@ async def test_echo_false_skips_the_clients_own_messages(start_gateway: StartGat
     finally:
         writer.close()
         await other.close()
+
+
+# -- pipelined PUBs: batched on the way through, unchanged on the wire ----------------------
+
+
+async def test_a_pipelined_burst_reaches_subscribers_in_order_once_each(
+    start_gateway: StartGateway,
+) -> None:
+    gateway = await start_gateway("")
+    reader, writer, _ = await raw(gateway)
+    watcher = await client(gateway)
+    try:
+        sub = await watcher.subscribe("burst.*")
+        limited = await watcher.subscribe("burst.a")
+        await limited.unsubscribe(3)  # UNSUB sid 3: ends inside the burst
+        await watcher.flush()
+        burst = b"".join(
+            b"PUB burst.%s %d\r\n%s\r\n" % (b"ab"[i % 3 // 2 : i % 3 // 2 + 1], len(p), p)
+            for i, p in enumerate(b"%04d" % n for n in range(300))
+        )
+        # echo:false and a subscription of its own: none of the burst comes back to us.
+        writer.write(b'CONNECT {"echo":false}\r\nSUB burst.> 1\r\n' + burst + b"PING\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+        got = [(await sub.next_msg(timeout=5)) for _ in range(300)]
+        assert [m.data for m in got] == [b"%04d" % n for n in range(300)]
+        assert [m.subject for m in got[:3]] == ["burst.a", "burst.a", "burst.b"]
+        limited_got = [(await limited.next_msg(timeout=5)).data for _ in range(3)]
+        assert limited_got == [b"0000", b"0001", b"0003"]
+        with pytest.raises(nats.errors.TimeoutError):
+            await limited.next_msg(timeout=0.3)
+    finally:
+        writer.close()
+        await watcher.close()
