@@ -100,6 +100,8 @@ class MqttConnection:
         self._keep_alive = 0.0
         self._restored = True
         """False while (or when) restoring a resumed session's subscriptions fails midway."""
+        self.payload_limit: int | None = None
+        """Operator mode: the largest payload the user's JWT limits allow (None: no limit)."""
         self._routes: dict[str, str] = {}
         """Topic -> subject ("" if refused) for bare QoS 0 publishes: the identity is fixed."""
         self._unwatch: Callable[[], None] | None = None
@@ -216,8 +218,13 @@ class MqttConnection:
                 log.warning("mqtt cid:%d: %s", self.cid, exc)
                 await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(exc))
         self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
+        self.payload_limit = self.identity.limits.payload
         will = packet.will
         if will is not None:
+            if self.payload_limit is not None and len(will.payload) > self.payload_limit:
+                await self._refuse(
+                    ReasonCode.PACKET_TOO_LARGE, "will payload over the user's limit"
+                )
             if will.qos == 2 and self.options.mqtt.reject_qos2_publish:
                 await self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will at QoS 2")
             if is_internal_subject(topic_to_subject(will.topic)):
@@ -346,6 +353,8 @@ class MqttConnection:
 
     async def _on_publish(self, packet: Publish) -> None:
         qos = packet.qos
+        if self.payload_limit is not None and len(packet.payload) > self.payload_limit:
+            self._payload_over_limit(len(packet.payload))
         subject = cached_topic_to_subject(packet.topic)
         refused = self._publish_refusal(packet, subject)
         if refused is not None:
@@ -412,8 +421,19 @@ class MqttConnection:
 
         broker.store.store_message_then(subject, payload, headers or {}, acknowledge)
 
+    def _payload_over_limit(self, size: int) -> None:
+        """As the NATS server's Maximum Payload Violation: the connection ends (5.0: 0x95)."""
+        raise MQTTError(
+            ReasonCode.PACKET_TOO_LARGE,
+            f"payload of {size} bytes over the user's limit of {self.payload_limit}",
+        )
+
     def _publish_bare(self, run: BarePublishes) -> None:
         """The hot path: QoS 0 PUBLISHes without RETAIN or properties; nothing to await."""
+        if self.payload_limit is not None:
+            largest = max(map(len, run.payloads))
+            if largest > self.payload_limit:
+                self._payload_over_limit(largest)
         topic = run.topic
         subject = self._routes.get(topic)
         if subject is None:

@@ -225,6 +225,20 @@ class Subscriptions:
                 await self._send_retained(live)
         conn.schedule_flush()
 
+    def _subscription_limit(self) -> int | None:
+        """How many subscriptions (filters) the client may hold: ``max_subscriptions`` and,
+        in operator mode, the user's JWT ``subs`` (a publish-only user's 0 refuses every
+        SUBSCRIBE with 0x97 and keeps the connection, so devices that only publish work)."""
+        limits = [
+            n
+            for n in (
+                self.conn.options.max_subscriptions or None,
+                self.conn.identity.limits.subscriptions,
+            )
+            if n is not None
+        ]
+        return min(limits) if limits else None
+
     async def _subscribe_one(
         self,
         topic_filter: str,
@@ -250,8 +264,8 @@ class Subscriptions:
             log.info("mqtt cid:%d: Subscription Violation - %r", conn.cid, topic_filter)
             self._refusals.append(f"{topic_filter}: not permitted")
             return refused, None, False
-        limit = conn.options.max_subscriptions
-        if limit and topic_filter not in self._live and len(self._live) >= limit:
+        limit = self._subscription_limit()
+        if limit is not None and topic_filter not in self._live and len(self._live) >= limit:
             self._refusals.append(f"{topic_filter}: too many subscriptions")
             return ReasonCode.QUOTA_EXCEEDED, None, False
         granted = min(qos, 1 if mqtt.downgrade_qos2_subscribe or mqtt.reject_qos2_publish else 2)
