@@ -19,6 +19,12 @@ Scenarios (``--seconds`` each):
 - ``qos1``: the same at QoS 1, the publisher keeping 256 PUBLISHes unacknowledged,
   the subscriber PUBACKing each delivery.
 
+Each scenario runs ``--rounds`` times, the brokers taking turns within a round, and
+the median round is printed: the load generators share the machine's cores with the
+broker (and, on a shared machine, with whatever else runs), so one window alone can be
+off by half. For handshakes the broker's own CPU time per handshake (user + system,
+from ``/proc``) is printed too: it does not depend on how the cores were shared.
+
 Helpers (free ports, broker command lines, MQTT packets) come from ``bench/broker.py``
 and ``bench/mqttload.py``. Run: ``.venv/bin/python bench/tls.py [--seconds 5]``.
 """
@@ -30,13 +36,17 @@ import asyncio
 import contextlib
 import datetime
 import multiprocessing as mp
+import os
 import ssl
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from multiprocessing.queues import Queue as MpQueue
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,6 +88,17 @@ class Target:
             time.sleep(0.1)
         raise SystemExit(f"{self.name} did not start; see {log}")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the broker process so far (Linux), else None."""
+        if self.proc is None:
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -116,8 +137,8 @@ async def _session(
 
 
 def _handshake_proc(
-    port: int, pki_dir: str | None, seconds: float, conc: int, out: mp.Queue
-) -> None:  # type: ignore[type-arg]
+    port: int, pki_dir: str | None, seconds: float, conc: int, out: MpQueue[int]
+) -> None:
     async def run() -> int:
         # One context per process: a real device fleet does not share TLS sessions.
         context = client_context(pki_dir) if pki_dir else None
@@ -148,8 +169,11 @@ def _handshake_proc(
     out.put(asyncio.run(run()))
 
 
-def handshakes(t: Target, pki_dir: str, seconds: float, procs: int, conc: int) -> float:
-    out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+def handshakes(
+    t: Target, pki_dir: str, seconds: float, procs: int, conc: int
+) -> tuple[float, int, float | None]:
+    """Handshakes/s, how many, and the broker's CPU seconds meanwhile (None if unknown)."""
+    out: MpQueue[int] = mp.Queue()
     jobs = [
         mp.Process(
             target=_handshake_proc,
@@ -157,21 +181,25 @@ def handshakes(t: Target, pki_dir: str, seconds: float, procs: int, conc: int) -
         )
         for _ in range(procs)
     ]
+    cpu0 = t.cpu_seconds()
     start = time.monotonic()
     for job in jobs:
         job.start()
     total = sum(out.get(timeout=seconds + 60) for _ in jobs)
     for job in jobs:
         job.join()
-    return total / (time.monotonic() - start)
+    elapsed = time.monotonic() - start
+    cpu1 = t.cpu_seconds()
+    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return total / elapsed, total, cpu
 
 
 # -- throughput -----------------------------------------------------------------------------
 
 
 def _subscriber(
-    port: int, pki_dir: str | None, qos: int, seconds: float, ready: mp.Event, out: mp.Queue
-) -> None:  # type: ignore[type-arg]
+    port: int, pki_dir: str | None, qos: int, seconds: float, ready: MpEvent, out: MpQueue[float]
+) -> None:
     async def run() -> float:
         reader, writer = await _session(port, pki_dir, f"sub{qos}")
         writer.write(ml.subscribe_packet(1, TOPIC, qos))
@@ -212,7 +240,7 @@ def _subscriber(
     out.put(asyncio.run(run()))
 
 
-def _publisher(port: int, pki_dir: str | None, qos: int, seconds: float, ready: mp.Event) -> None:  # type: ignore[type-arg]
+def _publisher(port: int, pki_dir: str | None, qos: int, seconds: float, ready: MpEvent) -> None:
     async def run() -> None:
         reader, writer = await _session(port, pki_dir, f"pub{qos}")
         ready.wait(10)
@@ -242,7 +270,8 @@ def _publisher(port: int, pki_dir: str | None, qos: int, seconds: float, ready: 
 
 
 def throughput(t: Target, pki_dir: str, qos: int, seconds: float) -> float:
-    ready, out = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
+    ready: MpEvent = mp.Event()
+    out: MpQueue[float] = mp.Queue()
     pki = pki_dir if t.tls else None
     sub = mp.Process(target=_subscriber, args=(t.mqtt_port, pki, qos, seconds, ready, out))
     pub = mp.Process(target=_publisher, args=(t.mqtt_port, pki, qos, seconds, ready))
@@ -260,6 +289,7 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--scenarios", default="handshakes,qos0,qos1")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tlsbench-"))
     (tmp / "pki").mkdir()
@@ -285,21 +315,40 @@ def main() -> int:
         targets.append(Target(name, argv_of(conf), mqtt_port, with_tls))
     print(
         f"# {datetime.datetime.now():%Y-%m-%d %H:%M}  seconds={args.seconds} "
-        f"procs={args.procs} concurrency={args.concurrency}  (ECDSA P-256, TLS 1.3)"
+        f"procs={args.procs} concurrency={args.concurrency} rounds={args.rounds}  "
+        "(ECDSA P-256, TLS 1.3)"
     )
     results: dict[tuple[str, str], float] = {}
     try:
         for t in targets:
             t.start(tmp / f"{t.name.replace(' ', '-')}.log")
         for scenario in args.scenarios.split(","):
+            rates: dict[str, list[float]] = {t.name: [] for t in targets}
+            counts: dict[str, int] = dict.fromkeys(rates, 0)
+            cpus: dict[str, float | None] = dict.fromkeys(rates, 0.0)
+            for _ in range(args.rounds):
+                for t in targets:
+                    if scenario == "handshakes":
+                        rate, count, cpu = handshakes(
+                            t, pki_dir, args.seconds, args.procs, args.concurrency
+                        )
+                        counts[t.name] += count
+                        spent = cpus[t.name]
+                        cpus[t.name] = None if spent is None or cpu is None else spent + cpu
+                    else:
+                        rate = throughput(t, pki_dir, 1 if scenario == "qos1" else 0, args.seconds)
+                    rates[t.name].append(rate)
             for t in targets:
-                if scenario == "handshakes":
-                    value = handshakes(t, pki_dir, args.seconds, args.procs, args.concurrency)
-                else:
-                    value = throughput(t, pki_dir, 1 if scenario == "qos1" else 0, args.seconds)
-                results[(scenario, t.name)] = value
+                results[(scenario, t.name)] = statistics.median(rates[t.name])
             row = "  ".join(f"{t.name} {results[(scenario, t.name)]:>10,.0f}/s" for t in targets)
-            print(f"{scenario:10} {row}")
+            print(f"{scenario:10} {row}   (median of {args.rounds})")
+            if scenario == "handshakes":
+                per = "  ".join(
+                    f"{name} {spent / counts[name] * 1e6:>6,.0f} us"
+                    for name, spent in cpus.items()
+                    if spent is not None and counts[name]
+                )
+                print(f"{'cpu/hs':10} {per}   (broker CPU per handshake, all rounds)")
     finally:
         for t in targets:
             t.stop()

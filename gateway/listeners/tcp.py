@@ -50,6 +50,7 @@ class TcpStream(ByteStream):
         self.info = info
         self._closed = False
         self._paused = False
+        self._peeking: asyncio.Future[None] | None = None
 
     async def read(self) -> bytes:
         if self._closed:
@@ -112,6 +113,7 @@ class TcpStream(ByteStream):
                 readable.set_result(None)
 
         loop.add_reader(sock.fileno(), ready)
+        self._peeking = readable  # close() ends the wait
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(readable, timeout)
@@ -122,6 +124,7 @@ class TcpStream(ByteStream):
             except OSError:
                 return b""  # reset: the next read or handshake reports it
         finally:
+            self._peeking = None
             loop.remove_reader(sock.fileno())
             sock.close()
 
@@ -142,6 +145,8 @@ class TcpStream(ByteStream):
         if self._closed and self._writer.is_closing():
             return
         self._closed = True
+        if self._peeking is not None and not self._peeking.done():
+            self._peeking.set_result(None)
         self._writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_DEADLINE)
