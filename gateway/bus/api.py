@@ -273,6 +273,25 @@ class Bus(ABC):
         finally:
             await sub.unsubscribe()
 
+    def run_pending(self) -> None:  # noqa: B027
+        """Make the in-process deliveries queued so far now, if this bus queues them.
+
+        For a driver that has just handled a whole read of its client: the
+        deliveries its publishes caused go out in this event-loop turn, not the
+        next one. Subscriber callbacks then run in the caller's task, but never
+        in the middle of a publish. A bus that delivers otherwise does nothing.
+        """
+
+    def call_after_deliveries(self, callback: Callable[[], None]) -> bool:
+        """While deliveries are being made: call ``callback`` once they are all made.
+
+        Returns False (and will not call it) when no delivery is under way; the
+        caller then schedules ``callback`` itself. Subscribers use it to write
+        everything one batch of deliveries gave them in one go, without waiting
+        for another event-loop turn.
+        """
+        return False
+
     @property
     def connected(self) -> bool:
         """Whether messages can flow now (an upstream bus is False while reconnecting)."""

@@ -217,7 +217,9 @@ class LocalBus(Bus):
         self._cache: dict[str, _Match] = {}
         self._cache_gen = 0
         self._pending: list[_Item] = []
-        self._scheduled = False
+        self._scheduled: asyncio.Handle | None = None
+        self._draining = False
+        self._after_drain: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._enqueued = 0
         self._drained = 0
@@ -280,7 +282,7 @@ class LocalBus(Bus):
                     pending.append((members[random.randrange(len(members))], one))
             count += len(groups) * len(each)
         self._enqueued += count
-        if not self._scheduled:
+        if self._scheduled is None:
             self._schedule()
 
     def _match(self, subject: str) -> _Match:
@@ -312,21 +314,43 @@ class LocalBus(Bus):
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        self._scheduled = True
-        loop.call_soon(self._drain)
+        self._scheduled = loop.call_soon(self._drain)
+
+    def run_pending(self) -> None:
+        if self._scheduled is not None and not self._draining:
+            self._scheduled.cancel()
+            self._drain()
+
+    def call_after_deliveries(self, callback: Callable[[], None]) -> bool:
+        if not self._draining:
+            return False
+        self._after_drain.append(callback)
+        return True
 
     def _drain(self) -> None:
-        self._scheduled = False
-        batch = self._pending
-        self._pending = []
-        for sub, msg in batch:
-            if not sub._closed:
-                if msg.__class__ is Msg:
-                    sub._deliver(msg)
-                else:
-                    sub._deliver_batch(msg)  # type: ignore[arg-type]
-        self._drained += len(batch)
-        if self._pending and not self._scheduled:
+        self._scheduled = None
+        self._draining = True
+        try:
+            batch = self._pending
+            self._pending = []
+            for sub, msg in batch:
+                if not sub._closed:
+                    if msg.__class__ is Msg:
+                        sub._deliver(msg)
+                    else:
+                        sub._deliver_batch(msg)  # type: ignore[arg-type]
+            self._drained += len(batch)
+        finally:
+            self._draining = False
+            if self._after_drain:
+                callbacks = self._after_drain
+                self._after_drain = []
+                for callback in callbacks:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("after-delivery callback failed")
+        if self._pending and self._scheduled is None:
             self._schedule()
         if self._flushers:
             done = self._drained

@@ -392,6 +392,13 @@ class UpstreamBus(Bus):
         stats["out_bytes"] += len(payload)
         self._send(cmd)
 
+    def run_pending(self) -> None:
+        if self._local is not None:
+            self._local.run_pending()
+
+    def call_after_deliveries(self, callback: Callable[[], None]) -> bool:
+        return self._local is not None and self._local.call_after_deliveries(callback)
+
     def publish_many(
         self, subject: str, payloads: list[bytes], origin: object | None = None
     ) -> None:

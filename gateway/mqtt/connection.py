@@ -125,6 +125,7 @@ class MqttConnection:
                 except MQTTError as exc:
                     await self._protocol_failure(exc)
                     break
+                self.broker.bus.run_pending()  # deliveries in this turn, not the next
                 if keepalive is None and self.session.state is State.CONNECTED:
                     deadline.cancel()
                     if self._keep_alive:
@@ -656,7 +657,8 @@ class MqttConnection:
         """Write queued packets once this event-loop turn is over (one write, many packets)."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_now)
+            if not self.broker.bus.call_after_deliveries(self._flush_now):
+                asyncio.get_running_loop().call_soon(self._flush_now)
 
     def _flush_now(self) -> None:
         self._flush_scheduled = False

@@ -181,6 +181,8 @@ class NatsConnection:
                 if not data:
                     break
                 published = await self._handle(self.session.receive_data(data))
+                if published:
+                    self.bus.run_pending()  # deliveries in this turn, not the next
                 if published and self.session.outstanding_output:
                     # A PONG (or +OK) after a PUB promises the PUB was processed:
                     # let in-process deliveries, the client's own included, go first.
@@ -312,7 +314,8 @@ class NatsConnection:
         self._pending_size += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._write_pending)
+            if not self.bus.call_after_deliveries(self._write_pending):
+                asyncio.get_running_loop().call_soon(self._write_pending)
         sub = self._subs.get(sid)
         if sub is not None and sub.closed:
             del self._subs[sid]

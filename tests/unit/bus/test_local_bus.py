@@ -180,3 +180,25 @@ async def test_publish_many_respects_max_msgs() -> None:
     bus.publish_many("s", [b"1", b"2", b"3"])
     await bus.flush()
     assert got == [b"1", b"2"] and batches == [] and sub.closed
+
+
+async def test_run_pending_delivers_in_the_callers_turn_and_after_delivery_callbacks_follow() -> (
+    None
+):
+    bus = LocalBus()
+    order: list[str] = []
+    await bus.subscribe(
+        "s",
+        lambda m: (
+            order.append(f"msg {m.payload.decode()}"),
+            bus.call_after_deliveries(lambda: order.append("after")),
+        ),
+    )
+    assert not bus.call_after_deliveries(lambda: order.append("never"))  # nothing under way
+    bus.publish("s", b"1")
+    bus.publish("s", b"2")
+    assert order == []  # queued, never inside publish
+    bus.run_pending()
+    assert order == ["msg 1", "msg 2", "after", "after"]
+    await bus.flush()
+    assert order == ["msg 1", "msg 2", "after", "after"]  # the scheduled drain had nothing left
