@@ -149,16 +149,30 @@ class ClientParser:
     def feed(self, data: bytes) -> list[ClientOp]:
         """Take received bytes; return the operations they complete, in order."""
         held = self._buffer
+        if type(data) is not bytes:
+            data = bytes(data)
         if held:
+            # Finish the awaited payload (or the unfinished control line) from the head
+            # of ``data``, then go on in ``data`` itself: a large read is not copied to
+            # be joined to a small rest.
+            pending = self._pending is not None
+            cut = self._need - len(held) if pending else data.find(b"\n") + 1
+            if 0 < cut <= len(data):
+                held += data[:cut]
+                head = bytes(held)
+                held.clear()
+                return self._parse(data, cut, self._parse(head, 0, []))
             held += data
             if len(held) < self._need:
                 return []  # the awaited payload or line end cannot be complete yet
             buf = bytes(held)
             held.clear()
-        else:
-            buf = data if type(data) is bytes else bytes(data)
-        ops: list[ClientOp] = []
-        pos = 0
+            return self._parse(buf, 0, [])
+        return self._parse(data, 0, [])
+
+    def _parse(self, buf: bytes, pos: int, ops: list[ClientOp]) -> list[ClientOp]:
+        """Parse ``buf`` from ``pos``, appending to ``ops``; hold what is left unfinished."""
+        held = self._buffer
         size = len(buf)
         try:
             while True:

@@ -11,6 +11,8 @@ an ``allow_responses`` permit) keeps it.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.auth.permissions import Permissions
 from gateway.auth.users import Identity
@@ -144,3 +146,33 @@ def test_a_wildcard_subscription_never_delivers_a_denied_batch() -> None:
 def test_encode_msgs_is_encode_msg_for_each(payloads: list[bytes]) -> None:
     expected = b"".join(encode_msg("sub.j", "42", None, p) for p in payloads)
     assert encode_msgs("sub.j", "42", payloads) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=400), max_size=12), st.booleans())
+def test_any_chunking_parses_to_the_same_operations(cuts: list[int], group: bool) -> None:
+    stream = (
+        pubs("a", b"x" * 300, b"y" * 10)
+        + b"PING\r\nSUB a.> 9\r\n"
+        + b"PUB b r 3\r\nabc\r\n"
+        + b"HPUB h 12 15\r\nNATS/1.0\r\n\r\nxyz\r\n"
+        + pubs("a", *(b"%d" % i * 50 for i in range(5)))
+    )
+    whole = ClientParser(group=group).feed(stream)
+    parser = ClientParser(group=group)
+    got = []
+    pos = 0
+    for cut in [*cuts, len(stream)]:
+        got += parser.feed(stream[pos : pos + cut])
+        pos += cut
+    got += parser.feed(stream[pos:])
+
+    def flat(ops: list[object]) -> list[object]:
+        out: list[object] = []
+        for op in ops:
+            out += (
+                [Pub(op.subject, None, p) for p in op.payloads] if isinstance(op, PubRun) else [op]
+            )
+        return out
+
+    assert flat(got) == flat(whole)
