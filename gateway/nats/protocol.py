@@ -187,9 +187,18 @@ class ClientParser:
                         if reply is None and self.group:
                             last = ops[-1] if ops else None
                             if last.__class__ is PubRun and last.subject == subject:
-                                last.payloads.append(buf[pos:end])
+                                run = last
+                                run.payloads.append(buf[pos:end])
                             else:
-                                ops.append(PubRun(subject, [buf[pos:end]]))
+                                run = PubRun(subject, [buf[pos:end]])
+                                ops.append(run)
+                            line, parsed = self._last_pub
+                            if parsed is self._pending and total <= self.max_payload:
+                                # The same PUB line again and again (a publisher's stream):
+                                # take the following ones without the general parse.
+                                pos = self._repeat(buf, end + 2, line + b"\r\n", total, run)
+                                self._pending = None
+                                continue
                         else:
                             ops.append(Pub(subject, reply, buf[pos:end]))
                     else:
@@ -221,6 +230,22 @@ class ClientParser:
             pending = self._pending
             self._need = pending[3] + 2 if pending is not None else len(held) + 1
         return ops
+
+    @staticmethod
+    def _repeat(buf: bytes, pos: int, head: bytes, total: int, run: PubRun) -> int:
+        """Append to ``run`` the payloads of the complete ``head``-led PUBs at ``pos``."""
+        append = run.payloads.append
+        step = len(head)
+        size = len(buf)
+        startswith = buf.startswith
+        while startswith(head, pos):
+            start = pos + step
+            end = start + total
+            if end + 2 > size or buf[end : end + 2] != b"\r\n":
+                break  # cut short (or malformed: the general parse reports it)
+            append(buf[start:end])
+            pos = end + 2
+        return pos
 
     def _control_line(self, line: bytes) -> ClientOp | None:
         """One control line; PUB/HPUB set ``_pending`` and return None until the payload."""
