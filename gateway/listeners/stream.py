@@ -45,6 +45,21 @@ class ByteStream(abc.ABC):
     def closed(self) -> bool:
         """True once the connection is closed or lost."""
 
+    def set_sync_reader(self, handler: SyncReader | None) -> None:  # noqa: B027
+        """Offer bytes to ``handler`` as they arrive, while the session waits in ``read``.
+
+        ``handler(data)`` runs in the transport's callback, so a request is
+        answered in the event-loop turn its bytes arrived in, not the next one.
+        It returns False to decline (the bytes then come from ``read`` as
+        usual) and True when it took them. Only offered when nothing is
+        buffered, so the order of bytes is kept. Optional: a transport that
+        does not offer bytes this way always delivers through ``read``.
+        """
+
+
+#: See ``ByteStream.set_sync_reader``.
+SyncReader = Callable[[bytes], bool]
+
 
 #: What a listener calls for each accepted connection; it owns the stream until it returns.
 ConnectionHandler = Callable[[ByteStream], Awaitable[None]]

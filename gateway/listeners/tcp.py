@@ -22,11 +22,12 @@ import dataclasses
 import logging
 import socket
 import ssl
-from typing import cast
+from collections.abc import Iterable
+from typing import SupportsIndex, cast
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
-from gateway.listeners.stream import ByteStream, ConnectionHandler
+from gateway.listeners.stream import ByteStream, ConnectionHandler, SyncReader
 from gateway.options.model import ConnectionType
 from gateway.tls.handshake import failure_reason
 
@@ -37,6 +38,29 @@ log = logging.getLogger("jetgate.listeners")
 # that carries deliveries back (QoS 0 fan-in delivered half as much).
 READ_CHUNK = 64 * 1024
 CLOSE_DEADLINE = 2.0
+
+
+class _OfferingReader(asyncio.StreamReader):
+    """A StreamReader that first offers new bytes to a synchronous handler.
+
+    Offered only while the session is blocked in ``read`` with nothing
+    buffered (``_waiter`` set, ``_buffer`` empty), so nothing is overtaken.
+    """
+
+    sync_reader: SyncReader | None = None
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        handler = self.sync_reader
+        if (
+            handler is not None
+            and type(data) is bytes
+            and data
+            and self._waiter is not None  # type: ignore[attr-defined]
+            and not self._buffer  # type: ignore[attr-defined]
+            and handler(data)
+        ):
+            return
+        super().feed_data(data)
 
 
 class TcpStream(ByteStream):
@@ -155,6 +179,10 @@ class TcpStream(ByteStream):
     def closed(self) -> bool:
         return self._closed or self._writer.is_closing()
 
+    def set_sync_reader(self, handler: SyncReader | None) -> None:
+        if isinstance(self._reader, _OfferingReader):
+            self._reader.sync_reader = handler
+
 
 class TcpListener:
     """Accepts TCP (or TLS) connections on host:port and runs ``handler`` for each."""
@@ -188,9 +216,13 @@ class TcpListener:
 
     async def start(self) -> None:
         """Bind and start accepting."""
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.requested_port, limit=READ_CHUNK
-        )
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            # What asyncio.start_server builds, with a reader that can offer bytes.
+            return asyncio.StreamReaderProtocol(_OfferingReader(READ_CHUNK, loop), self._accept)
+
+        self._server = await loop.create_server(protocol, self.host, self.requested_port)
 
     @property
     def port(self) -> int:

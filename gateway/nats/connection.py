@@ -98,6 +98,8 @@ class NatsConnection:
         self._flush_scheduled = False
         self._unwatch: Callable[[], None] | None = None
         self._ending: asyncio.Task[None] | None = None
+        self._turn: asyncio.Task[None] | None = None
+        """The awaiting rest of a read the transport handed over (see ``_take_now``)."""
 
     def info(self) -> dict[str, Any]:
         """The INFO sent on connect."""
@@ -180,47 +182,107 @@ class NatsConnection:
                 data = await self.stream.read()
                 if not data:
                     break
-                published = await self._handle(self.session.receive_data(data))
-                if published:
-                    self.bus.run_pending()  # deliveries in this turn, not the next
-                if published and self.session.outstanding_output:
-                    # A PONG (or +OK) after a PUB promises the PUB was processed:
-                    # let in-process deliveries, the client's own included, go first.
-                    await self.bus.flush()
-                self._flush()
+                if self._turn is not None:
+                    await self._turn  # a read handed over earlier finishes first
+                    self._turn = None
+                await self._process(self.session.receive_data(data))
                 if self.stream.buffered() > self.options.max_pending:
                     await self.stream.drain()
         finally:
+            self.stream.set_sync_reader(None)
             for timer in timers:
                 timer.cancel()
+            if self._turn is not None:
+                self._turn.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._turn
             await self._release()
+
+    async def _process(self, events: list[Event], published: bool = False) -> None:
+        """Carry out the events of one read, then answer."""
+        published = await self._handle(events) or published
+        if published:
+            self.bus.run_pending()  # deliveries in this turn, not the next
+            if self.session.outstanding_output:
+                # A PONG (or +OK) after a PUB promises the PUB was processed:
+                # let in-process deliveries, the client's own included, go first.
+                await self.bus.flush()
+        self._flush()
+
+    def _take_now(self, data: bytes) -> bool:
+        """Bytes the transport hands over while ``run`` waits: answered in this turn.
+
+        What needs no await (publishes, protocol answers) is done here; the rest
+        of the read, from the first event that must await, goes to a task that
+        ``run`` waits for before its next read. False declines the bytes.
+        """
+        if (
+            self._closing
+            or self.session.state is not State.OPEN
+            or (self._turn is not None and not self._turn.done())
+            or self.stream.buffered() > self.options.max_pending
+        ):
+            return False
+        try:
+            events = self.session.receive_data(data)
+            published = False
+            for i, event in enumerate(events):
+                done = self._handle_now(event)
+                if done is None:
+                    self._turn = asyncio.get_running_loop().create_task(
+                        self._process(events[i:], published)
+                    )
+                    return True
+                published = published or done
+            if published:
+                self.bus.run_pending()
+                if self.session.outstanding_output:
+                    self._turn = asyncio.get_running_loop().create_task(self._process([], True))
+                    return True
+            self._flush()
+        except Exception:
+            # In the transport's callback: never let a bug escape into asyncio.
+            log.exception("cid:%d: handling a read failed", self.cid)
+            self._ending = asyncio.get_running_loop().create_task(self._close())
+        return True
+
+    def _handle_now(self, event: Event) -> bool | None:
+        """Carry out ``event`` if it needs no await: True if it published, None if it must wait."""
+        bus = self.bus
+        if isinstance(event, Publish):
+            try:
+                bus.publish(event.subject, event.payload, event.reply, event.headers, self)
+                if event.check_responders and not bus.has_interest(event.subject):
+                    bus.publish(event.reply, b"", "", NO_RESPONDERS)
+            except BusError as exc:
+                log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
+            return True
+        if isinstance(event, PublishMany):
+            try:
+                bus.publish_many(event.subject, event.payloads, self)
+            except BusError as exc:
+                log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
+            return True
+        if isinstance(event, Send):
+            self.stream.write(event.data)
+            return False
+        return None
 
     async def _handle(self, events: list[Event]) -> bool:
         """Carry out ``events``; True when any message was published."""
         published = False
         queue: deque[Event] = deque(events)
-        bus = self.bus
         while queue:
             event = queue.popleft()
-            if isinstance(event, Publish):
-                try:
-                    bus.publish(event.subject, event.payload, event.reply, event.headers, self)
-                    if event.check_responders and not bus.has_interest(event.subject):
-                        bus.publish(event.reply, b"", "", NO_RESPONDERS)
-                except BusError as exc:
-                    log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
-                published = True
-            elif isinstance(event, PublishMany):
-                try:
-                    bus.publish_many(event.subject, event.payloads, self)
-                except BusError as exc:
-                    log.warning("cid:%d: publish to %s failed: %s", self.cid, event.subject, exc)
-                published = True
-            elif isinstance(event, Send):
-                self.stream.write(event.data)
+            done = self._handle_now(event)
+            if done is not None:
+                published = published or done
             elif isinstance(event, Subscribe):
                 await self._subscribe(event)
             elif isinstance(event, Unsubscribe):
+                if published:
+                    # As in the NATS server, a PUB before the UNSUB still reaches it.
+                    self.bus.run_pending()
                 await self._unsubscribe(event)
             elif isinstance(event, Authenticate):
                 queue.extend(await self._authenticate(event))
@@ -249,6 +311,7 @@ class NatsConnection:
                 log.warning("cid:%d: %s", self.cid, exc)
                 return self.session.reject(str(exc))
         log.debug("cid:%d: connected as %r (%s)", self.cid, identity.name, identity.method)
+        self.stream.set_sync_reader(self._take_now)
         self._unwatch = self.users.watch(identity, self._authentication_ended)
         payload = identity.limits.payload
         if payload is not None and payload < self.session.max_payload:
@@ -285,11 +348,14 @@ class NatsConnection:
 
     async def _unsubscribe(self, event: Unsubscribe) -> None:
         sub = self._subs.get(event.sid)
+        if event.max_msgs is None:
+            self.session.unsubscribed(event.sid)
         if sub is None:
             return
         if event.max_msgs is None or sub.delivered >= event.max_msgs:
             del self._subs[event.sid]
-            self.session.subscription_ended(event.sid)
+            if event.max_msgs is not None:
+                self.session.subscription_ended(event.sid)
             await sub.unsubscribe()
         else:
             sub.auto_unsubscribe(event.max_msgs)

@@ -175,6 +175,7 @@ class NatsSession:
         self.headers = False
         self.no_responders = False
         self.subscriptions: dict[str, _SubState] = {}
+        self._ending: dict[str, _SubState] = {}
         self._parser = ClientParser(max_payload, max_control_line, group=True)
         self._waiting: deque[ClientOp] = deque()
         self._out: list[bytes] = []
@@ -255,7 +256,9 @@ class NatsSession:
             if op.sid not in self.subscriptions:
                 return []
             if op.max_msgs is None:
-                del self.subscriptions[op.sid]
+                # Messages published before the UNSUB still reach it: the state is kept
+                # for them until the driver has ended the subscription.
+                self._ending[op.sid] = self.subscriptions.pop(op.sid)
             return [Unsubscribe(op.sid, op.max_msgs)]
         if isinstance(op, Connect):
             # A second CONNECT only updates options, as in the NATS server.
@@ -395,13 +398,18 @@ class NatsSession:
         """Send ``-ERR 'wire_text'`` and close (authorization timeout, stale connection ...)."""
         return self._fail(wire_text, reason)
 
+    def unsubscribed(self, sid: str) -> None:
+        """The driver carried out an UNSUB of ``sid``: forget the state kept for it."""
+        self._ending.pop(sid, None)
+
     def subscription_ended(self, sid: str) -> None:
-        """The Bus ended ``sid`` (auto-unsubscribe reached its count)."""
+        """The Bus ended ``sid`` (unsubscribed, or auto-unsubscribe reached its count)."""
         self.subscriptions.pop(sid, None)
+        self._ending.pop(sid, None)
 
     def deliver(self, sid: str, msg: Msg) -> bytes | None:
         """The bytes that deliver ``msg`` on ``sid``, or None when it must not be delivered."""
-        sub = self.subscriptions.get(sid)
+        sub = self.subscriptions.get(sid) or self._ending.get(sid)
         if sub is None or self.state is not State.OPEN:
             return None
         identity = self.identity
@@ -421,7 +429,7 @@ class NatsSession:
 
     def deliver_batch(self, sid: str, batch: MsgBatch) -> bytes | None:
         """``deliver`` for each message of ``batch`` (no reply, no headers), joined."""
-        sub = self.subscriptions.get(sid)
+        sub = self.subscriptions.get(sid) or self._ending.get(sid)
         if sub is None or self.state is not State.OPEN:
             return None
         identity = self.identity

@@ -344,3 +344,31 @@ async def test_a_pipelined_burst_reaches_subscribers_in_order_once_each(
     finally:
         writer.close()
         await watcher.close()
+
+
+async def test_reads_answered_in_the_transport_callback_keep_the_order_of_operations(
+    start_gateway: StartGateway,
+) -> None:
+    """After CONNECT, reads are handled as they arrive; one that needs an await (SUB)
+    hands its rest to the connection's task, and later reads wait for it."""
+    gateway = await start_gateway("")
+    reader, writer, _ = await raw(gateway)
+    try:
+        writer.write(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+        for i in range(20):
+            # A publish, then a subscribe and a publish it must see, in one write;
+            # then the next round at once, without waiting for the answers.
+            writer.write(
+                b"PUB none.%d 1\r\nx\r\nSUB s.%d %d\r\nPUB s.%d 2\r\n%02d\r\nUNSUB %d\r\n"
+                b"PUB s.%d 1\r\nz\r\n" % (i, i, i + 10, i, i, i + 10, i)
+            )
+        writer.write(b"PING\r\n")
+        await writer.drain()
+        expected = b"".join(b"MSG s.%d %d 2\r\n%02d\r\n" % (i, i + 10, i) for i in range(20))
+        got = await asyncio.wait_for(reader.readexactly(len(expected)), 5)
+        assert got == expected
+        assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+    finally:
+        writer.close()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.auth.permissions import Permissions
 from gateway.auth.users import Identity
-from gateway.bus.api import MsgBatch
+from gateway.bus.api import Msg, MsgBatch
 from gateway.nats.protocol import ClientParser, Pub, PubRun, Sub, encode_msg, encode_msgs
 from gateway.nats.session import (
     Authenticate,
@@ -176,3 +176,18 @@ def test_any_chunking_parses_to_the_same_operations(cuts: list[int], group: bool
         return out
 
     assert flat(got) == flat(whole)
+
+
+def test_an_unsubscribed_sid_still_delivers_what_was_published_before_and_can_be_reused() -> None:
+    session = session_for()
+    events = session.receive_data(b"SUB a 1\r\nPUB a 1\r\nx\r\nUNSUB 1\r\nSUB b 1\r\n")
+    assert [type(e).__name__ for e in events] == [
+        "Subscribe",
+        "Publish",
+        "Unsubscribe",
+        "Subscribe",
+    ]
+    # The PUB came before the UNSUB: its delivery, made later, still goes out.
+    assert session.deliver("1", Msg("a", b"x")) == b"MSG a 1 1\r\nx\r\n"
+    session.unsubscribed("1")  # the driver carried the UNSUB out
+    assert session.deliver("1", Msg("b", b"y")) == b"MSG b 1 1\r\ny\r\n"  # the new SUB on sid 1
