@@ -98,9 +98,11 @@ def encode_qos0_many(topic: str, payloads: list[bytes], v5: bool) -> bytes:
     if len(set(map(len, payloads))) == 1:
         # One length: every packet starts with the same bytes; a single join.
         lead = _head(size + first) + field
-        data = lead + lead.join(payloads)
+        parts: list[bytes] = [lead] * (2 * len(payloads))
+        parts[1::2] = payloads
+        data = b"".join(parts)  # one copy
     else:
-        parts: list[bytes] = []
+        parts = []
         extend = parts.extend
         for payload in payloads:
             extend((_head(size + len(payload)), field, payload))

@@ -354,13 +354,22 @@ def encode_hmsg(subject: str, sid: str, reply: str | None, headers: bytes, paylo
     return b"".join((head.encode(), headers, payload, b"\r\n"))
 
 
+def interleave(first: bytes, items: list[bytes], between: bytes, last: bytes) -> bytes:
+    """``first + between.join(items) + last``, copying the bytes once."""
+    parts: list[bytes] = [last] * (2 * len(items) + 1)
+    parts[0] = first
+    parts[1::2] = items
+    parts[2:-1:2] = [between] * (len(items) - 1)
+    return b"".join(parts)
+
+
 def encode_msgs(subject: str, sid: str, payloads: list[bytes]) -> bytes:
     """``encode_msg`` without reply for each payload, joined (a batch for one subscription)."""
     sizes = set(map(len, payloads))
     if len(sizes) == 1:
-        # One length: every MSG starts with the same bytes; a single join.
+        # One length: every MSG starts with the same bytes; one join, one copy.
         head = f"MSG {subject} {sid} {len(payloads[0])}\r\n".encode()
-        return head + (b"\r\n" + head).join(payloads) + b"\r\n"
+        return interleave(head, payloads, b"\r\n" + head, b"\r\n")
     return b"".join(
         f"MSG {subject} {sid} {len(payload)}\r\n".encode() + payload + b"\r\n"
         for payload in payloads

@@ -12,6 +12,7 @@ from gateway.bus.upstream_wire import (
     PayloadTooLarge,
     encode_headers,
     pub_command,
+    pub_commands,
 )
 from gateway.nats.headers import decode_headers
 
@@ -92,3 +93,14 @@ def test_headers_round_trip_through_a_nats_header_reader(
     block = encode_headers(headers)
     assert block.startswith(b"NATS/1.0") and block.endswith(b"\r\n\r\n")
     assert decode_headers(block[:-2]) == headers
+
+
+@pytest.mark.parametrize("payloads", [[b"x"], [b"ab"] * 5, [b"", b"a", b"bcd" * 50]])
+def test_pub_commands_are_pub_command_for_each_payload(payloads: list[bytes]) -> None:
+    expected = b"".join(pub_command("s.t", "", p, None, 1024) for p in payloads)
+    assert pub_commands("s.t", payloads, 1024) == expected
+
+
+def test_pub_commands_refuse_a_batch_with_one_payload_too_large() -> None:
+    with pytest.raises(PayloadTooLarge):
+        pub_commands("s", [b"ok", b"x" * 11], 10)
