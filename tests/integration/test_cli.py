@@ -111,6 +111,8 @@ def test_run_serves_nats_clients_and_stops_on_sigterm(tmp_path: Path) -> None:
             str(ROOT / "deploy" / "jetgate.conf"),
             "-p",
             str(port),
+            "--mqtt-port",  # the shipped config's 1883 may be taken on this machine
+            str(free_port()),
             "--store-dir",
             str(tmp_path / "store"),
             "-l",
@@ -162,6 +164,8 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
             str(ROOT / "deploy" / "jetgate.conf"),
             "-p",
             str(port),
+            "--mqtt-port",  # the shipped config's 1883 may be taken on this machine
+            str(free_port()),
             "--store-dir",
             str(tmp_path),
         )

@@ -13,22 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from conf import loads
 from gateway.options import build_options
 from gateway.server import Gateway
+from tests.confmerge import load_merged
 
 pytestmark = pytest.mark.integration
 
 StartGateway = Callable[[str], Awaitable[Gateway]]
 
 
-def gateway_config(store_dir: Path, auth_config: str) -> str:
-    """Every listener on an ephemeral port, then the test's auth configuration."""
+def gateway_config(store_dir: Path) -> str:
+    """Every listener on an ephemeral port (the test's auth configuration is merged in)."""
     return (
         "listen: 127.0.0.1:-1\n"
         "mqtt { listen: 127.0.0.1:-1 }\n"
         "websocket { listen: 127.0.0.1:-1, no_tls: true }\n"
-        f'jetstream {{ store_dir: "{store_dir}" }}\n' + auth_config
+        f'jetstream {{ store_dir: "{store_dir}" }}\n'
     )
 
 
@@ -40,7 +40,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
     async def start(auth_config: str) -> Gateway:
         store = tmp_path / f"store{len(started)}"
         store.mkdir()
-        gateway = Gateway(build_options(loads(gateway_config(store, auth_config))))
+        gateway = Gateway(build_options(load_merged(gateway_config(store), auth_config)))
         await gateway.start()
         started.append(gateway)
         assert gateway.mqtt is not None and gateway.websocket is not None

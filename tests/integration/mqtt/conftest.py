@@ -18,9 +18,9 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from conf import loads
 from gateway.options import build_options
 from gateway.server import Gateway
+from tests.confmerge import load_merged
 from tests.integration.mqtt.helpers import PahoClient, RawSession, TcpSession, WsSession
 
 pytestmark = pytest.mark.integration
@@ -30,13 +30,13 @@ class GatewayFactory(Protocol):
     async def __call__(self, extra_config: str = "", store_dir: Path | None = None) -> Gateway: ...
 
 
-def gateway_config(store_dir: Path, extra_config: str = "") -> str:
+def gateway_config(store_dir: Path) -> str:
     """The configuration text of a test gateway: every listener on an ephemeral port."""
     return (
         "listen: 127.0.0.1:-1\n"
         "mqtt { listen: 127.0.0.1:-1 }\n"
         "websocket { listen: 127.0.0.1:-1, no_tls: true }\n"
-        f'jetstream {{ store_dir: "{store_dir}" }}\n' + extra_config
+        f'jetstream {{ store_dir: "{store_dir}" }}\n'
     )
 
 
@@ -61,8 +61,8 @@ def nats_url(gateway: Gateway) -> str:
 async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     """Start gateways (stopped at teardown); skip when the MQTT listener has not landed.
 
-    ``extra_config`` is appended to the configuration (later keys win, so a
-    second ``mqtt { ... }`` block merges its keys); ``store_dir`` reuses a log
+    ``extra_config`` is merged into the configuration (``tests.confmerge``: a
+    ``mqtt { ... }`` block there adds its keys to the base's); ``store_dir`` reuses a log
     store, e.g. to restart a gateway on the state a stopped one left.
     """
     started: list[Gateway] = []
@@ -73,7 +73,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         count += 1
         store = store_dir if store_dir is not None else tmp_path / f"store{count}"
         store.mkdir(parents=True, exist_ok=True)
-        gateway = Gateway(build_options(loads(gateway_config(store, extra_config))))
+        gateway = Gateway(build_options(load_merged(gateway_config(store), extra_config)))
         await gateway.start()
         started.append(gateway)
         if getattr(gateway, "mqtt", None) is None:

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from conf import loads
 from gateway.auth.jwt import format_creds
 from gateway.auth.jwt_cli import issue_account, issue_operator, issue_user, new_seed
 from gateway.auth.nkeys import KeyPair, Role
 from gateway.options import build_options
 from gateway.server import Gateway
+from tests.confmerge import load_merged
 from tests.integration.auth.conftest import gateway_config
 
 pytestmark = pytest.mark.integration
@@ -173,8 +173,8 @@ async def start(tmp_path: Path, ids: Identities) -> AsyncIterator[StartGateway]:
     async def run(dir_resolver: bool = False, extra: str = "", url: str | None = None) -> Gateway:
         store = tmp_path / f"store{len(started)}"
         store.mkdir()
-        text = gateway_config(store, ids.config(dir_resolver, url) + extra)
-        gateway = Gateway(build_options(loads(text)))
+        merged = load_merged(gateway_config(store), ids.config(dir_resolver, url) + extra)
+        gateway = Gateway(build_options(merged))
         await gateway.start()
         started.append(gateway)
         return gateway

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conf import loads
 from gateway.auth.jwt import decode
 from gateway.cli import main
 from gateway.options import build_options
 from gateway.server import Gateway
+from tests.confmerge import load_merged
 from tests.integration.auth.conftest import gateway_config
 from tests.integration.auth.helpers import (
     NOT_AUTHORIZED,
@@ -91,7 +91,7 @@ async def test_cli_identities_work_end_to_end(
         f'resolver_preload {{\n  {sys_pub}: "{sys_key}"\n'
         f'  {app.subject}: "{(ids / "APP.jwt").read_text().strip()}"\n}}\n'
     )
-    gateway = Gateway(build_options(loads(gateway_config(store, config))))
+    gateway = Gateway(build_options(load_merged(gateway_config(store), config)))
     await gateway.start()
     try:
         assert await nats_accepted(gateway, user_credentials=str(ids / "svc.creds"))
