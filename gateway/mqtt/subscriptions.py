@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from gateway.bus.api import BusError, Msg, MsgBatch, Subscription
 from gateway.bus.subjects import is_literal, subject_matches, subjects_overlap
+from gateway.bus.sublist import Sublist
 from gateway.mqtt.errors import protocol_error
 from gateway.mqtt.fastpath import (
     cached_subject_to_topic,
@@ -161,6 +162,8 @@ class Subscriptions:
         self._refusals: list[str] = []
         self._session_sub: Subscription | None = None
         self._session_deliver: str | None = None
+        self._session_index: Sublist[_Live] | None = None
+        """Session mode: the session consumer's subscriptions by subject (built when needed)."""
         self._session_subjects: tuple[str, ...] | None = None
         """Session mode: the filters the session consumer has now (None: not known)."""
 
@@ -173,6 +176,7 @@ class Subscriptions:
         return self.session_mode and live.share is None and bool(live.record.qos)
 
     def _changed(self) -> None:
+        self._session_index = None
         self.has_no_local = any(live.record.no_local for live in self._live.values())
 
     def records(self) -> dict[str, SubscriptionRecord]:
@@ -303,12 +307,14 @@ class Subscriptions:
         live = _Live(record, share, subjects, excludes_dollar_topics(inner))
         await self._start(live, create=True)
         self._live[topic_filter] = live
+        self._session_index = None
         return granted, live, is_new
 
     async def unsubscribe(self, packet: Unsubscribe) -> None:
         codes: list[int] = []
         for topic_filter in packet.topic_filters:
             live = self._live.pop(topic_filter, None)
+            self._session_index = None
             if live is None:
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
                 continue
@@ -332,6 +338,7 @@ class Subscriptions:
                 await self._drop_own_consumers(live)
             await self._start(live, create=False)
             self._live[key] = live
+            self._session_index = None
         await self._sync_session_consumer()
         self._changed()
         self.conn.schedule_flush()
@@ -482,14 +489,17 @@ class Subscriptions:
 
     def _session_target(self, msg: Msg) -> tuple[_Live, str] | None:
         """The subscriptions a session-consumer delivery is for, merged, and its topic."""
-        subject = msg.subject
+        index = self._session_index
+        if index is None:
+            # Matched through a subject trie: a session may hold thousands of filters.
+            index = self._session_index = Sublist()
+            for live in self._live.values():
+                if self._in_session_consumer(live):
+                    for subject_filter in live.subjects:
+                        index.insert(subject_filter, live)
         matches: list[_Live] = []
         topic: str | None = None
-        for live in self._live.values():
-            if not self._in_session_consumer(live):
-                continue
-            if not any(subject_matches(f, subject) for f in live.subjects):
-                continue
+        for live in dict.fromkeys(index.match(msg.subject)):
             found = self._topic_for(live, msg)
             if found is not None:
                 topic = found
