@@ -209,15 +209,16 @@ class Decoder:
             if end > n:
                 need = end - pos
                 break
-            if b0 == 0x30 and group:
-                # A bare QoS 0 PUBLISH; same checks as below, once per run of one topic.
+            if b0 >> 4 == 3 and version is not None:
+                # PUBLISH, the bulk of traffic, parsed inline (section 3.3).
                 p = start + 2
                 if p > end:
                     raise malformed("PUBLISH shorter than its topic length")
                 tend = p + (data[start] << 8 | data[start + 1])
                 if tend > end:
                     raise malformed("PUBLISH topic longer than the packet")
-                if not v5 or (tend < end and not data[tend]):
+                if b0 == 0x30 and group and (not v5 or (tend < end and not data[tend])):
+                    # Bare QoS 0: the topic is checked once per run of one topic.
                     raw = data[p:tend]
                     body = tend + 1 if v5 else tend
                     if run is not None and out[-1] is run and raw == run.raw_topic:
@@ -233,15 +234,7 @@ class Decoder:
                         append(run)
                     pos = end
                     continue
-            if b0 >> 4 == 3 and version is not None:
-                # PUBLISH, the bulk of traffic, parsed inline (section 3.3).
                 qos = b0 >> 1 & 3
-                p = start + 2
-                if p > end:
-                    raise malformed("PUBLISH shorter than its topic length")
-                tend = p + (data[start] << 8 | data[start + 1])
-                if tend > end:
-                    raise malformed("PUBLISH topic longer than the packet")
                 try:
                     topic = data[p:tend].decode()
                 except UnicodeDecodeError:

@@ -409,15 +409,7 @@ class NatsSession:
 
     def deliver(self, sid: str, msg: Msg) -> bytes | None:
         """The bytes that deliver ``msg`` on ``sid``, or None when it must not be delivered."""
-        sub = self.subscriptions.get(sid) or self._ending.get(sid)
-        if sub is None or self.state is not State.OPEN:
-            return None
-        identity = self.identity
-        if (
-            identity is not None
-            and sub.wildcard
-            and not identity.permissions.may_deliver(msg.subject)
-        ):
+        if not self._may_deliver(sid, msg.subject):
             return None
         if msg.reply and self._responses is not None:
             self._responses.grant(msg.reply)
@@ -429,17 +421,17 @@ class NatsSession:
 
     def deliver_batch(self, sid: str, batch: MsgBatch) -> bytes | None:
         """``deliver`` for each message of ``batch`` (no reply, no headers), joined."""
-        sub = self.subscriptions.get(sid) or self._ending.get(sid)
-        if sub is None or self.state is not State.OPEN:
-            return None
-        identity = self.identity
-        if (
-            identity is not None
-            and sub.wildcard
-            and not identity.permissions.may_deliver(batch.subject)
-        ):
+        if not self._may_deliver(sid, batch.subject):
             return None
         return encode_msgs(batch.subject, sid, batch.payloads)
+
+    def _may_deliver(self, sid: str, subject: str) -> bool:
+        """Whether ``sid`` still exists and, for a wildcard, the user may receive ``subject``."""
+        sub = self.subscriptions.get(sid) or self._ending.get(sid)
+        if sub is None or self.state is not State.OPEN:
+            return False
+        identity = self.identity
+        return identity is None or not sub.wildcard or identity.permissions.may_deliver(subject)
 
     def ping(self) -> None:
         """Queue a keep-alive PING; the client's PONG clears ``outstanding_pings``."""
