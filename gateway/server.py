@@ -246,10 +246,6 @@ def _tcp_tls(tls: ListenerTLS | None, *, fallback: float | None = None) -> dict[
 
 def _ws_tls(tls: ListenerTLS | None) -> dict[str, Any]:
     """WebSocketListener arguments for ``wss://`` (none without ``tls``)."""
-    if tls is None:
-        return {}
-    return {
-        "ssl_context": tls.context,
-        "tls_handshake_timeout": tls.timeout,
-        "tls_failures": tls.refused,
-    }
+    args = _tcp_tls(tls)
+    args.pop("tls_first_fallback", None)
+    return args
