@@ -59,6 +59,10 @@ class ServerIdentity:
     port: int
 
 
+#: How long a connection that ends waits for the rest of a read it was handling.
+_TURN_DEADLINE = 5.0
+
+
 class NatsConnection:
     """Serves one NATS client until it leaves or is closed."""
 
@@ -192,10 +196,11 @@ class NatsConnection:
             self.stream.set_sync_reader(None)
             for timer in timers:
                 timer.cancel()
-            if self._turn is not None:
-                self._turn.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._turn
+            turn = self._turn
+            if turn is not None and not turn.done():
+                # What the client sent before it left is still carried out (bounded).
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError, BusError):
+                    await asyncio.wait_for(turn, _TURN_DEADLINE)
             await self._release()
 
     async def _process(self, events: list[Event], published: bool = False) -> None:

@@ -372,3 +372,24 @@ async def test_reads_answered_in_the_transport_callback_keep_the_order_of_operat
         assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
     finally:
         writer.close()
+
+
+async def test_what_a_client_sends_right_before_closing_is_carried_out(
+    start_gateway: StartGateway,
+) -> None:
+    gateway = await start_gateway("")
+    watcher = await client(gateway)
+    try:
+        sub = await watcher.subscribe("last.words")
+        await watcher.flush()
+        reader, writer, _ = await raw(gateway)
+        writer.write(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+        # A SUB (which needs an await) then a PUB, and the connection closes at once.
+        writer.write(b"SUB other 1\r\nPUB last.words 3\r\nbye\r\n")
+        await writer.drain()
+        writer.close()
+        assert (await sub.next_msg(timeout=5)).data == b"bye"
+    finally:
+        await watcher.close()
