@@ -141,7 +141,13 @@ class Accounts:
         backend = await open_backend(options, name)
         broker: MqttBroker | None = None
         if backend.log is not None:
-            broker = MqttBroker(options, self.users, backend.bus, backend.log)
+            broker = MqttBroker(
+                options,
+                self.users,
+                backend.bus,
+                backend.log,
+                shared_store=backend.mode != "embedded",
+            )
             try:
                 await broker.start()
             except StoreError:

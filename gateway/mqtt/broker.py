@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from gateway.auth.users import UserTable
 from gateway.bus.api import Bus, BusError, Msg, NoResponders, Subscription
 from gateway.mqtt.store import MqttStore, SessionRecord, StoreError
-from gateway.mqtt.store.names import nuid
+from gateway.mqtt.store.names import hash8, is_shared_consumer, nuid
 from gateway.options.model import Options
 from streams.api import Log
 
@@ -40,9 +40,21 @@ TAKEOVER_TIMEOUT = 5.0
 class MqttBroker:
     """Shared MQTT state of one gateway (see the module docstring)."""
 
-    def __init__(self, options: Options, users: UserTable, bus: Bus, log_: Log) -> None:
+    def __init__(
+        self,
+        options: Options,
+        users: UserTable,
+        bus: Bus,
+        log_: Log,
+        *,
+        shared_store: bool = True,
+    ) -> None:
         mqtt = options.mqtt
         self.options = options
+        self.shared_store = shared_store
+        """Whether other gateways use the same store (upstream mode). When only this
+        one does, a session that ends with its connection needs no stored record:
+        takeover is local and nothing of it outlives the connection."""
         self.users = users
         self.bus = bus
         self.log = log_
@@ -216,7 +228,10 @@ class MqttBroker:
     async def _adopt_orphans(self) -> None:
         """Sessions left "connected" by a crash count as disconnected from now on."""
         now = time.time()
-        for record in await self.store.sessions():
+        records = await self.store.sessions()
+        if not self.shared_store:
+            await self._drop_unowned_consumers(records)
+        for record in records:
             if record.disconnected_at is None and record.client_id not in self.live:
                 if await self._holder_alive(record):
                     continue
@@ -226,6 +241,16 @@ class MqttBroker:
                     log.warning("cannot adopt MQTT session %r: %s", record.client_id, exc)
                     continue
                 self.schedule_expiry(record.client_id, record.expiry_interval)
+
+    async def _drop_unowned_consumers(self, records: list[SessionRecord]) -> None:
+        """Consumers of sessions that had no stored record (they end with their connection)
+        and were left by a crash: nothing owns them, so they go."""
+        owners = {hash8(record.client_id) for record in records}
+        for name in await self.store.consumer_names():
+            owner, sep, _ = name.partition("_")
+            if sep and len(owner) == 8 and owner not in owners and not is_shared_consumer(name):
+                log.info("deleting consumer %s: its session ended with a crash", name)
+                await self.store.delete_consumer(name)
 
     async def _holder_alive(self, record: SessionRecord) -> bool:
         """Whether the gateway that holds ``record`` still answers (upstream mode)."""

@@ -256,9 +256,29 @@ class MqttConnection:
                 record = None
             else:
                 present = True
-        self.record = await broker.store.save_session(
+        if not present and self.expiry_interval == 0 and not broker.shared_store:
+            # Ends with the connection, on the only gateway using this store: no record.
+            self.record = None
+        else:
+            self.record = await self._save_new_record(record)
+        self.will = will
+        self._keep_alive = packet.keep_alive * 1.5
+        session.send(Connack(ReasonCode.SUCCESS, present, self._connack_properties(assigned)))
+        session.accept()
+        broker.hold(client_id, self)
+        log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
+        if present:
+            assert self.record is not None
+            self._restored = False
+            await self.subs.restore(self.record)
+            self._restored = True
+
+    async def _save_new_record(self, record: SessionRecord | None) -> SessionRecord:
+        """The session record of this connection, held by this gateway, saved."""
+        broker = self.broker
+        return await broker.store.save_session(
             SessionRecord(
-                client_id=client_id,
+                client_id=self.client_id,
                 expiry_interval=self.expiry_interval,
                 subscriptions=record.subscriptions if record else {},
                 pending_pubrel=record.pending_pubrel if record else (),
@@ -267,16 +287,6 @@ class MqttConnection:
                 holder=broker.gateway_id,
             )
         )
-        self.will = will
-        self._keep_alive = packet.keep_alive * 1.5
-        session.send(Connack(ReasonCode.SUCCESS, present, self._connack_properties(assigned)))
-        session.accept()
-        broker.hold(client_id, self)
-        log.debug("mqtt cid:%d: %r connected (v%d)", self.cid, client_id, session.version)
-        if present:
-            self._restored = False
-            await self.subs.restore(self.record)
-            self._restored = True
 
     def reason(self, text: str) -> Properties | None:
         """A Reason String property for 5.0 clients that did not turn problem information off."""
@@ -592,7 +602,10 @@ class MqttConnection:
         broker = self.broker
         if self.expiry_interval == 0:
             broker.fire_will_now(self.client_id)
-            await broker.store.delete_session(self.client_id)
+            if self.record is not None:
+                await broker.store.delete_session(self.client_id)
+            else:
+                await self.subs.delete_consumers()
             await broker.store.drop_qos2(self.client_hash)
             return
         if self.record is not None:

@@ -48,7 +48,7 @@ from gateway.mqtt.packets import Publish, Pubrec, Pubrel, Suback, Subscribe, Uns
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reason_codes import ReasonCode
 from gateway.mqtt.store import DELIVER_PREFIX, MSGS_PREFIX, SessionRecord, SubscriptionRecord
-from gateway.mqtt.store.names import nuid, shared_deliver_subject
+from gateway.mqtt.store.names import is_shared_consumer, nuid, shared_deliver_subject
 from gateway.mqtt.topics import (
     excludes_dollar_topics,
     filter_to_subjects,
@@ -369,6 +369,18 @@ class Subscriptions:
         self._waiting.clear()
         self._replies.clear()
         self._pids.clear()
+
+    async def delete_consumers(self) -> None:
+        """The session ends and has no stored record: delete its own durable consumers
+        (those of shared groups belong to the group and stay)."""
+        names = {
+            name
+            for live in self._live.values()
+            for name in live.record.consumers
+            if not is_shared_consumer(name)
+        }
+        for name in sorted(names):
+            await self.conn.broker.store.delete_consumer(name)
 
     async def _save(self) -> None:
         self._changed()

@@ -343,7 +343,8 @@ class EmbeddedLog(Log):
             except InvalidSubject as exc:
                 raise BadRequest(str(exc)) from None
         n = stream.purge(subject)
-        await self._commit_now()
+        if n or subject is None:  # a filtered purge that matched nothing wrote nothing
+            await self._commit_now()
         return n
 
     # -- publishing -------------------------------------------------------------------------------

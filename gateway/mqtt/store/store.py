@@ -508,6 +508,11 @@ class MqttStore:
                 return False
         return True
 
+    async def consumer_names(self) -> list[str]:
+        """The consumers of the messages stream."""
+        with _log_errors("listing consumers"):
+            return await self._log.consumer_names(MSGS_STREAM)
+
     async def delete_consumer(self, name: str) -> None:
         """Delete a consumer of the messages stream; a missing one is fine."""
         with _log_errors(f"deleting consumer {name}"), contextlib.suppress(ConsumerNotFound):
