@@ -70,6 +70,24 @@ def _encode_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
     return b"".join((head, field, payload))
 
 
+def encode_publish(
+    topic: str, payload: bytes, qos: int, pid: int, dup: bool, retain: bool, v5: bool
+) -> bytes:
+    """A PUBLISH without properties at any QoS ([MQTT-3.3.1], [MQTT-3.3.2]): the codec's
+    bytes, built without packet objects (QoS 1/2 deliveries go out one by one)."""
+    field = _topic_field(topic)
+    length = len(field) + len(payload) + (2 if qos else 0) + (1 if v5 else 0)
+    first = 0x30 | qos << 1 | (8 if dup else 0) | (1 if retain else 0)
+    head = bytes((first, length)) if length < 128 else bytes((first,)) + _varint(length)
+    parts = [head, field]
+    if qos:
+        parts.append(pid.to_bytes(2, "big"))
+    if v5:
+        parts.append(b"\x00")
+    parts.append(payload)
+    return b"".join(parts)
+
+
 class _LastBatch:
     """The last batch built: a fan-out delivers one batch to many clients in a row."""
 

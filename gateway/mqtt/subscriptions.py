@@ -38,6 +38,7 @@ from gateway.bus.sublist import Sublist
 from gateway.mqtt.errors import protocol_error
 from gateway.mqtt.fastpath import (
     cached_subject_to_topic,
+    encode_publish,
     encode_qos0,
     encode_qos0_many,
     qos0_overhead,
@@ -690,8 +691,12 @@ class Subscriptions:
         retain = retained or (
             record.retain_as_published and bool(msg.headers) and RETAIN in msg.headers  # type: ignore[operator]
         )
-        packet = Publish(send_topic, msg.payload, qos, retain, dup, pid, properties)
-        sent = session.send(packet)
+        if properties is None:
+            sent = session.send_raw(
+                encode_publish(send_topic, msg.payload, qos, pid, dup, retain, session.v5)
+            )
+        else:
+            sent = session.send(Publish(send_topic, msg.payload, qos, retain, dup, pid, properties))
         conn.schedule_flush()
         return sent
 

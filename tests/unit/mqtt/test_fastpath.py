@@ -13,7 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.mqtt.codec import Decoder
-from gateway.mqtt.fastpath import cached_subject_to_topic, cached_topic_to_subject, encode_qos0
+from gateway.mqtt.fastpath import (
+    cached_subject_to_topic,
+    cached_topic_to_subject,
+    encode_publish,
+    encode_qos0,
+)
 from gateway.mqtt.packets import Publish
 from gateway.mqtt.topics import subject_to_topic, topic_to_subject
 
@@ -86,3 +91,22 @@ def test_cached_subject_to_topic_equals_uncached(subject: str) -> None:
     expected = subject_to_topic(subject)
     assert cached_subject_to_topic(subject) == expected
     assert cached_subject_to_topic(subject) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    topics,
+    st.binary(max_size=300),
+    st.sampled_from([0, 1, 2]),
+    st.integers(min_value=1, max_value=0xFFFF),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([4, 5]),
+)
+def test_mqtt_3_3_encode_publish_equals_the_codec(
+    topic: str, payload: bytes, qos: int, pid: int, dup: bool, retain: bool, version: int
+) -> None:
+    dup = dup and qos > 0  # [MQTT-3.3.1-2]
+    pid = pid if qos else 0
+    expected = Publish(topic, payload, qos, retain, dup, pid).encode(version)
+    assert encode_publish(topic, payload, qos, pid, dup, retain, version == 5) == expected
