@@ -530,10 +530,9 @@ class EmbeddedLog(Log):
             raise BadRequest("only push consumers (with deliver_subject) are supported")
         try:
             validate_subject(config.deliver_subject)
-            for f in config.filters:
-                validate_subject(f, wildcards=True)
         except InvalidSubject as exc:
             raise BadRequest(str(exc)) from None
+        _check_filters(config)
         policy = config.deliver_policy
         if policy is DeliverPolicy.LAST_PER_SUBJECT and not config.filters:
             raise BadRequest(
@@ -576,11 +575,7 @@ class EmbeddedLog(Log):
         if not name:
             raise BadRequest("updating a consumer needs its name")
         c = self._consumer(stream, name)
-        try:
-            for f in config.filters:
-                validate_subject(f, wildcards=True)
-        except InvalidSubject as exc:
-            raise BadRequest(str(exc)) from None
+        _check_filters(config)
         if config.durable_name and config.name is None:
             config = dataclasses.replace(config, name=name)
         if config.inactive_threshold is None:
@@ -825,3 +820,16 @@ class EmbeddedLog(Log):
 def _sync_all(segs: list[SegmentLog]) -> None:
     for s in segs:
         s.sync()
+
+
+def _check_filters(config: ConsumerConfig) -> None:
+    """Valid filter subjects, none overlapping another (as JetStream refuses them)."""
+    filters = list(config.filters)
+    try:
+        for f in filters:
+            validate_subject(f, wildcards=True)
+    except InvalidSubject as exc:
+        raise BadRequest(str(exc)) from None
+    for i, a in enumerate(filters):
+        if any(subjects_overlap(a, b) for b in filters[i + 1 :]):
+            raise BadRequest("consumer subject filters cannot overlap")

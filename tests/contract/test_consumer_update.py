@@ -112,3 +112,15 @@ async def test_embedded_update_may_change_only_the_filters(backend: Backend) -> 
     await log.add_consumer("S", config)
     with pytest.raises(BadRequest):
         await log.update_consumer("S", dataclasses.replace(config, deliver_subject="deliver.d"))
+
+
+@pytest.mark.parametrize("filters", [("s.a", "s.*"), ("s.>", "s.b.c"), ("s.a", "s.a")])
+async def test_overlapping_filter_subjects_are_refused(log: Log, filters: tuple[str, ...]) -> None:
+    """JetStream refuses a consumer whose filter subjects overlap (both when made and
+    when updated); the embedded log does the same."""
+    await _stream(log)
+    with pytest.raises(BadRequest):
+        await log.add_consumer("S", _config("d.overlap", *filters))
+    await log.add_consumer("S", _config("d.overlap", "s.a", "s.b"))
+    with pytest.raises(BadRequest):
+        await log.update_consumer("S", _config("d.overlap", *filters))
