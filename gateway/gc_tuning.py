@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 100_000
+YOUNG_THRESHOLD = 50_000
 """Net allocations between young collections (default 700)."""
-MIDDLE_THRESHOLD = 50
-"""Young collections between middle ones (default 10)."""
-OLD_THRESHOLD = 1_000
-"""Middle collections between full ones (default 10; CPython also waits for the
-long-lived set to grow by a quarter)."""
+MIDDLE_THRESHOLD = 10
+"""Young collections between middle ones (the default)."""
+OLD_THRESHOLD = 10
+"""Middle collections between full ones (the default). Kept: closed connections
+leave reference cycles that only a full collection frees once they are old;
+spacing full collections further (1,000 was measured ~8% faster under QoS 1
+load) would let them pile up for as long as the process runs."""
 
 
 def tune_gc() -> None:

@@ -10,6 +10,9 @@ at the next start. Persistent sessions are stored as before.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,24 @@ async def test_a_publish_reaches_a_clean_subscriber_on_the_next_connection_only(
     await pub.publish("f/t", b"now", qos=1)
     assert [bytes(p.payload) for p in await back.receive_acked(1)] == [b"now"]
     await back.quiet()
+
+
+async def test_a_closed_connection_is_freed(gateway: Gateway, raw: RawFactory) -> None:
+    """Nothing keeps a connection alive once it has ended (its cycles go to the collector)."""
+    assert gateway.broker is not None
+    sub = await raw(gateway, 5)
+    await sub.connect("freed", clean=True)
+    assert await sub.subscribe("free/t", qos=1) == [1]
+    ref = weakref.ref(gateway.broker.live["freed"])
+    await sub.disconnect()
+    again = await raw(gateway, 5)
+    await again.connect("freed", clean=True)  # answered once the first one has ended
+    await again.disconnect()
+    # The connection's task still winds down (socket close) after the session ended:
+    # no event marks its very end, so look a few times.
+    for _ in range(100):
+        gc.collect()
+        if ref() is None:
+            break
+        await asyncio.sleep(0.02)
+    assert ref() is None
