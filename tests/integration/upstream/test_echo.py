@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_echo_false_skips_the_clients_own_messages_in_upstream_mode(
-    gateways: GatewayFactory, nats_server: NatsServer, nats_connect: NatsFactory
+    nats_server: NatsServer, gateways: GatewayFactory, nats_connect: NatsFactory
 ) -> None:
     gateway = await gateways(nats_server.url)
     other_gateway = await gateways(nats_server.url)

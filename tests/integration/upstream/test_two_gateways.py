@@ -301,3 +301,28 @@ async def test_mqtt_request_answered_by_a_nats_responder(
     )
     msg = await client.expect(Publish)
     assert (msg.topic, msg.payload) == ("replies/me", b"pong:1")
+
+
+async def test_mqtt_publishes_reach_subscribers_on_both_gateways_once_each(
+    nats_server: NatsServer, gateways: GatewayFactory, mqtt_client: ClientFactory
+) -> None:
+    """A gateway delivers its own clients' messages to its own subscribers itself and the
+    upstream server does not echo them back: a subscriber on the publisher's gateway and
+    one on another gateway each get every message once, in order, also for a burst."""
+    a, b = await two_gateways(gateways, nats_server)
+    for qos in (0, 1):
+        here = await mqtt_client(a, f"here-{qos}")
+        there = await mqtt_client(b, f"there-{qos}")
+        assert await here.subscribe(f"both{qos}/#", qos=qos) == [qos]
+        assert await there.subscribe(f"both{qos}/#", qos=qos) == [qos]
+        pub = await mqtt_client(a, f"both-pub-{qos}")
+        expected = [b"%03d" % i for i in range(60)]
+        if qos:
+            for payload in expected:
+                await pub.publish(f"both{qos}/t", payload, qos=1)
+        else:
+            pub.send(*[Publish(f"both{qos}/t", payload) for payload in expected])  # a batch
+        for session in (here, there):
+            got = await session.receive_acked(len(expected))
+            assert [bytes(m.payload) for m in got] == expected
+            await session.quiet()
