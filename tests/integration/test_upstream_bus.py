@@ -639,3 +639,29 @@ async def test_own_publications_reach_a_local_queue_group_once_each(bus: Upstrea
     await bus.flush()
     payloads = sorted(int(msg.payload) for m in members for msg in m.msgs)
     assert payloads == list(range(100))
+
+
+async def test_own_publications_reach_a_queue_group_across_gateways_once_each(
+    server: MonitoredServer,
+) -> None:
+    """Queue groups go through the server (second connection, echo on), so a gateway's own
+    publication goes to exactly one member among every gateway's, its own included."""
+    opts = UpstreamOptions(urls=(server.url,))
+    a = await UpstreamBus.connect(opts, name="qa")
+    b = await UpstreamBus.connect(opts, name="qb")
+    try:
+        on_a, on_b = Collector(), Collector()
+        await a.subscribe("jobs.local", on_a, queue="w")
+        await b.subscribe("jobs.local", on_b, queue="w")
+        for i in range(200):
+            a.publish("jobs.local", b"%d" % i)
+        await a.flush()
+        await _eventually(lambda: len(on_a.msgs) + len(on_b.msgs) >= 200)
+        await a.flush()
+        await b.flush()
+        payloads = sorted(int(m.payload) for m in on_a.msgs + on_b.msgs)
+        assert payloads == list(range(200))  # once each, none lost, none twice
+        assert on_a.msgs and on_b.msgs  # the server balanced between the gateways
+    finally:
+        await a.close()
+        await b.close()
