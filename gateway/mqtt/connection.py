@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import NoReturn
 
 from gateway.accounts_errors import AccountUnavailable
 from gateway.auth.jwt import is_jwt
@@ -432,7 +433,7 @@ class MqttConnection:
 
         broker.store.store_message_then(subject, payload, headers or {}, acknowledge)
 
-    def _payload_over_limit(self, size: int) -> None:
+    def _payload_over_limit(self, size: int) -> NoReturn:
         """As the NATS server's Maximum Payload Violation: the connection ends (5.0: 0x95)."""
         raise MQTTError(
             ReasonCode.PACKET_TOO_LARGE,
