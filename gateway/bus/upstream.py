@@ -370,12 +370,7 @@ class UpstreamBus(Bus):
         Also raises InvalidHeader for a header that cannot be written and
         PayloadTooLarge above the server's ``max_payload``.
         """
-        if self._closed:
-            raise BusClosed("bus closed")
-        nc = self._nc
-        if nc.is_closed or nc.is_draining_pubs:
-            raise BusClosed("upstream connection closed")
-        validate_subject(subject)
+        nc = self._open_for(subject)
         if reply:
             validate_subject(reply)
         cmd = pub_command(subject, reply, payload, headers, nc._max_payload)
@@ -387,9 +382,22 @@ class UpstreamBus(Bus):
                 answered[reply] = None
                 if len(answered) > _ANSWERED_LOCALLY_MAX:
                     answered.popitem(last=False)
-        stats = nc.stats
-        stats["out_msgs"] += 1
-        stats["out_bytes"] += len(payload)
+        self._send_counted(cmd, 1, len(payload))
+
+    def _open_for(self, subject: str) -> NATS:
+        """The connection to publish ``subject`` on; BusClosed once closed or draining."""
+        if self._closed:
+            raise BusClosed("bus closed")
+        nc = self._nc
+        if nc.is_closed or nc.is_draining_pubs:
+            raise BusClosed("upstream connection closed")
+        validate_subject(subject)
+        return nc
+
+    def _send_counted(self, cmd: bytes, messages: int, size: int) -> None:
+        stats = self._nc.stats
+        stats["out_msgs"] += messages
+        stats["out_bytes"] += size
         self._send(cmd)
 
     def run_pending(self) -> None:
@@ -405,19 +413,11 @@ class UpstreamBus(Bus):
         """``publish`` for each payload: one upstream write, one local batch."""
         if not payloads:
             return
-        if self._closed:
-            raise BusClosed("bus closed")
-        nc = self._nc
-        if nc.is_closed or nc.is_draining_pubs:
-            raise BusClosed("upstream connection closed")
-        validate_subject(subject)
+        nc = self._open_for(subject)
         cmds = pub_commands(subject, payloads, nc._max_payload)
         if self._local is not None:
             self._local.publish_many(subject, payloads, origin)
-        stats = nc.stats
-        stats["out_msgs"] += len(payloads)
-        stats["out_bytes"] += sum(map(len, payloads))
-        self._send(cmds)
+        self._send_counted(cmds, len(payloads), sum(map(len, payloads)))
 
     def _send(self, cmd: bytes, nc: NATS | None = None) -> None:
         """Append a protocol command to nats-py's pending buffer and wake its flusher."""

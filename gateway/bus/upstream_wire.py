@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 
 from gateway.bus.api import BusError
+from gateway.joins import interleave
 
 __all__ = [
     "DESCRIPTION",
@@ -114,11 +115,7 @@ def pub_commands(subject: str, payloads: list[bytes], max_payload: int) -> bytes
     if len(sizes) == 1:
         # One length: every command starts with the same bytes; a single join.
         head = f"PUB {subject} {len(payloads[0])}\r\n".encode()
-        parts: list[bytes] = [_CRLF + head] * (2 * len(payloads) + 1)
-        parts[0] = head
-        parts[1::2] = payloads
-        parts[-1] = _CRLF
-        return b"".join(parts)  # one copy
+        return interleave(head, payloads, _CRLF + head, _CRLF)
     return b"".join(
         f"PUB {subject} {len(payload)}\r\n".encode() + payload + _CRLF for payload in payloads
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from gateway.joins import interleave
 from gateway.mqtt.topics import subject_to_topic, topic_to_subject
 
 _CACHE = 16384
@@ -116,11 +117,9 @@ def encode_qos0_many(topic: str, payloads: list[bytes], v5: bool) -> bytes:
     if len(set(map(len, payloads))) == 1:
         # One length: every packet starts with the same bytes; a single join.
         lead = _head(size + first) + field
-        parts: list[bytes] = [lead] * (2 * len(payloads))
-        parts[1::2] = payloads
-        data = b"".join(parts)  # one copy
+        data = interleave(lead, payloads, lead, b"")
     else:
-        parts = []
+        parts: list[bytes] = []
         extend = parts.extend
         for payload in payloads:
             extend((_head(size + len(payload)), field, payload))

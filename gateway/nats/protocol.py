@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.joins import interleave
+
 DEFAULT_MAX_CONTROL_LINE = 4096
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
@@ -352,15 +354,6 @@ def encode_hmsg(subject: str, sid: str, reply: str | None, headers: bytes, paylo
         else (f"HMSG {subject} {sid} {sizes}\r\n")
     )
     return b"".join((head.encode(), headers, payload, b"\r\n"))
-
-
-def interleave(first: bytes, items: list[bytes], between: bytes, last: bytes) -> bytes:
-    """``first + between.join(items) + last``, copying the bytes once."""
-    parts: list[bytes] = [last] * (2 * len(items) + 1)
-    parts[0] = first
-    parts[1::2] = items
-    parts[2:-1:2] = [between] * (len(items) - 1)
-    return b"".join(parts)
 
 
 def encode_msgs(subject: str, sid: str, payloads: list[bytes]) -> bytes:
