@@ -583,9 +583,12 @@ async def test_own_publications_are_delivered_locally_once_with_their_origin(
     local = Collector()
     await bus.subscribe("loc.>", local)
     remote: list[bytes] = []
+    all_remote = asyncio.Event()
 
     async def on_remote(msg: Any) -> None:
         remote.append(msg.data)
+        if len(remote) == 4:
+            all_remote.set()
 
     await nc.subscribe("loc.>", cb=on_remote)
     await synced(nc)
@@ -600,14 +603,20 @@ async def test_own_publications_are_delivered_locally_once_with_their_origin(
     assert sorted(m.payload for m in msgs) == [b"1", b"2", b"3", b"from-nats"]  # once each
     assert [m.origin is publisher for m in msgs if m.payload != b"from-nats"] == [True] * 3
     assert [m.origin for m in msgs if m.payload == b"from-nats"] == [None]
-    await _eventually(lambda: sorted(remote) == [b"1", b"2", b"3", b"from-nats"])
+    await asyncio.wait_for(all_remote.wait(), 5)
+    assert sorted(remote) == [b"1", b"2", b"3", b"from-nats"]
 
 
-async def _eventually(check: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+class Member:
+    """A queue-group member's callback: keeps its own messages, counts into a shared Collector."""
+
+    def __init__(self, total: Collector) -> None:
+        self.msgs: list[Msg] = []
+        self._total = total
+
+    def __call__(self, msg: Msg) -> None:
+        self.msgs.append(msg)
+        self._total(msg)
 
 
 async def test_a_slow_local_responder_is_not_preempted_by_no_responders(bus: UpstreamBus) -> None:
@@ -629,13 +638,14 @@ async def test_a_slow_local_responder_is_not_preempted_by_no_responders(bus: Ups
 
 
 async def test_own_publications_reach_a_local_queue_group_once_each(bus: UpstreamBus) -> None:
-    members = [Collector(), Collector()]
+    total = Collector()
+    members = [Member(total), Member(total)]
     for member in members:
         await bus.subscribe("work", member, queue="q")
     for i in range(100):
         bus.publish("work", b"%d" % i)
     await bus.flush()
-    await _eventually(lambda: sum(len(m.msgs) for m in members) >= 100)
+    await total.wait_for(100)
     await bus.flush()
     payloads = sorted(int(msg.payload) for m in members for msg in m.msgs)
     assert payloads == list(range(100))
@@ -650,13 +660,14 @@ async def test_own_publications_reach_a_queue_group_across_gateways_once_each(
     a = await UpstreamBus.connect(opts, name="qa")
     b = await UpstreamBus.connect(opts, name="qb")
     try:
-        on_a, on_b = Collector(), Collector()
+        total = Collector()
+        on_a, on_b = Member(total), Member(total)
         await a.subscribe("jobs.local", on_a, queue="w")
         await b.subscribe("jobs.local", on_b, queue="w")
         for i in range(200):
             a.publish("jobs.local", b"%d" % i)
         await a.flush()
-        await _eventually(lambda: len(on_a.msgs) + len(on_b.msgs) >= 200)
+        await total.wait_for(200)
         await a.flush()
         await b.flush()
         payloads = sorted(int(m.payload) for m in on_a.msgs + on_b.msgs)
