@@ -4,7 +4,8 @@ TLS is done here rather than by ``asyncio.start_server(ssl=...)``, whose failed
 handshakes vanish silently: each failure (a plain client on a TLS port, an
 unknown CA, an expired certificate, no certificate, a timeout) is counted in
 ``tls_failures`` by reason and logged. ``TcpStream.start_tls`` upgrades a
-connection after its first bytes (the NATS ``tls_required`` INFO).
+connection after its first bytes (the NATS ``tls_required`` INFO); TLS runs on
+memory BIOs between the socket and the stream's reader (``tls_layer``).
 
 ``TcpStream.peek`` waits for the client's first bytes without consuming them,
 so that a port can serve TLS and plain clients both: the NATS port's
@@ -28,6 +29,7 @@ from typing import SupportsIndex, cast
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
 from gateway.listeners.stream import ByteStream, ConnectionHandler, SyncReader
+from gateway.listeners.tls_layer import TlsLayer
 from gateway.options.model import ConnectionType
 from gateway.tls.handshake import failure_reason
 
@@ -45,11 +47,30 @@ class _OfferingReader(asyncio.StreamReader):
 
     Offered only while the session is blocked in ``read`` with nothing
     buffered (``_waiter`` set, ``_buffer`` empty), so nothing is overtaken.
+    Under TLS (``tls`` set) the bytes from the socket are decrypted first.
     """
 
     sync_reader: SyncReader | None = None
+    tls: TlsLayer | None = None
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        tls = self.tls
+        if tls is not None:
+            try:
+                data = tls.receive(cast(bytes, data))
+            except ssl.SSLError as exc:
+                self.set_exception(exc)
+                return
+            if tls.finished:
+                self.feed_plaintext(data)
+                super().feed_eof()
+                return
+            if not data:
+                return
+        self.feed_plaintext(cast(bytes, data))
+
+    def feed_plaintext(self, data: bytes) -> None:
+        """Bytes the session reads (what the socket carried, decrypted under TLS)."""
         handler = self.sync_reader
         if (
             handler is not None
@@ -61,6 +82,18 @@ class _OfferingReader(asyncio.StreamReader):
         ):
             return
         super().feed_data(data)
+
+    def feed_eof(self) -> None:
+        if self.tls is not None:
+            self.tls.receive_eof()
+        super().feed_eof()
+
+    def take_buffered(self) -> bytes:
+        """What was received but not read yet, removed from the buffer."""
+        buffer: bytearray = self._buffer  # type: ignore[attr-defined]
+        data = bytes(buffer)
+        buffer.clear()
+        return data
 
 
 class TcpStream(ByteStream):
@@ -75,6 +108,7 @@ class TcpStream(ByteStream):
         self._closed = False
         self._paused = False
         self._peeking: asyncio.Future[None] | None = None
+        self._tls: TlsLayer | None = None
 
     async def read(self) -> bytes:
         if self._closed:
@@ -90,7 +124,10 @@ class TcpStream(ByteStream):
 
     def write(self, data: bytes) -> None:
         if not self._closed and not self._writer.is_closing():
-            self._writer.write(data)
+            if self._tls is None:
+                self._writer.write(data)
+            else:
+                self._tls.send(data)
 
     async def drain(self) -> None:
         if self._closed:
@@ -110,6 +147,8 @@ class TcpStream(ByteStream):
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
         """The TLS state of the connection, once it is TLS."""
+        if self._tls is not None:
+            return self._tls.ssl_object
         obj = self._writer.get_extra_info("ssl_object")
         return obj if isinstance(obj, ssl.SSLObject) else None
 
@@ -159,8 +198,23 @@ class TcpStream(ByteStream):
         first TLS record must still be unread). Raises ``ssl.SSLError``,
         ``ConnectionError`` or ``TimeoutError`` when the handshake fails.
         """
-        self._paused = False  # start_tls resumes reading under TLS
-        await self._writer.start_tls(context, ssl_handshake_timeout=timeout or None)
+        reader = self._reader
+        assert isinstance(reader, _OfferingReader), "TcpListener makes every reader"
+        tls = self._tls = TlsLayer(context, self._transport.write)
+        early = reader.take_buffered()  # the ClientHello, when it came before this call
+        reader.tls = tls
+        if early:
+            tls.receive(early)
+        if reader.at_eof():
+            tls.receive_eof()
+        if self._paused:
+            self._paused = False
+            self._transport.resume_reading()
+        async with asyncio.timeout(timeout or None):
+            await tls.handshake()
+        plaintext = tls.pending_plaintext()
+        if plaintext:
+            reader.feed_plaintext(plaintext)
         ssl_object = self.ssl_object
         certificate = ssl_object.getpeercert() if ssl_object is not None else None
         self.info = dataclasses.replace(self.info, tls=True, peer_certificate=certificate or None)
@@ -171,6 +225,9 @@ class TcpStream(ByteStream):
         self._closed = True
         if self._peeking is not None and not self._peeking.done():
             self._peeking.set_result(None)
+        if self._tls is not None and not self._writer.is_closing():
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.close_notify()
         self._writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_DEADLINE)

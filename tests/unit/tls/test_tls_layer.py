@@ -1,0 +1,210 @@
+"""``TlsLayer`` without sockets: a client ``SSLObject`` on memory BIOs talks to it.
+
+Covers records split at any byte, application data that comes in the same
+chunk as the end of the handshake, close_notify, a corrupted record, the
+client closing mid-handshake and writes larger than one TLS record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.listeners.tls_layer import TlsClosedError, TlsLayer
+from tests.integration.tls.pki import Pki, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def server_context(pki: Pki, verify: bool = True) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    if verify:
+        context.load_verify_locations(str(pki.ca))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class Client:
+    """The client end: an SSLObject whose records are collected, not sent."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+
+    def step(self) -> bool:
+        """One handshake step; True once the client considers it done."""
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
+
+    def records(self) -> bytes:
+        return self.outgoing.read()
+
+    def receive(self, data: bytes) -> None:
+        self.incoming.write(data)
+
+    def plaintext(self) -> bytes:
+        out = b""
+        while True:
+            try:
+                chunk = self.tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+
+class Server:
+    """A TlsLayer whose ciphertext goes to a list."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.sent: list[bytes] = []
+        self.layer = TlsLayer(context, self.sent.append)
+
+    def take(self) -> bytes:
+        data = b"".join(self.sent)
+        self.sent.clear()
+        return data
+
+
+def pieces(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def handshake(client: Client, server: Server, piece: int = 1 << 20) -> bytes:
+    """Run both ends to completion; the plaintext the server got with the client's last flight."""
+    task = asyncio.create_task(server.layer.handshake())
+    plaintext = b""
+    while not task.done():
+        client.step()
+        for chunk in pieces(client.records(), piece):
+            plaintext += server.layer.receive(chunk)
+            await asyncio.sleep(0)  # let the handshake task take each piece
+        await asyncio.sleep(0)
+        client.receive(server.take())
+    await task
+    client.step()
+    return plaintext + server.layer.pending_plaintext()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+async def test_handshake_completes_whatever_the_pieces_and_gives_the_peer_certificate(
+    pki: Pki, piece: int
+) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    await handshake(client, server, piece)
+    assert not server.layer.handshaking
+    assert server.layer.ssl_object.getpeercert()["subject"][-1] == (("commonName", "dev-42"),)
+
+
+async def test_data_behind_the_clients_last_flight_is_not_lost(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    client.step()
+    server.layer.receive(client.records())
+    await asyncio.sleep(0)
+    client.receive(server.take())
+    assert client.step()
+    client.tls.write(b"CONNECT right behind Finished")
+    server.layer.receive(client.records())  # Certificate..Finished and a data record together
+    await task
+    assert server.layer.pending_plaintext() == b"CONNECT right behind Finished"
+
+
+async def test_records_both_ways_including_writes_larger_than_a_record(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    await handshake(client, server)
+    big = bytes(range(256)) * 300  # 76,800 bytes: five records
+    server.layer.send(big)
+    client.receive(server.take())
+    assert client.plaintext() == big
+    client.tls.write(big)
+    got = b"".join(server.layer.receive(chunk) for chunk in pieces(client.records(), 1000))
+    assert got == big
+
+
+async def test_close_notify_finishes_the_stream_and_is_answered(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    await handshake(client, server)
+    client.tls.write(b"last words")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.tls.unwrap()
+    assert server.layer.receive(client.records()) == b"last words"
+    assert server.layer.finished
+    server.layer.close_notify()
+    client.receive(server.take())
+    client.tls.unwrap()  # the server's close_notify arrived: no error
+
+
+async def test_a_corrupted_record_raises_ssl_error(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    await handshake(client, server)
+    client.tls.write(b"payload")
+    record = bytearray(client.records())
+    record[-1] ^= 0xFF
+    with pytest.raises(ssl.SSLError):
+        server.layer.receive(bytes(record))
+
+
+async def test_a_client_without_certificate_gets_an_alert_and_the_error(pki: Pki) -> None:
+    client = Client(pki.client_context())  # trusts the CA, presents nothing
+    server = Server(server_context(pki))
+    with pytest.raises(ssl.SSLError) as failure:
+        await handshake(client, server)
+    assert failure.value.reason in (
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    )
+    client.receive(server.take())
+    with pytest.raises(ssl.SSLError):  # the alert reached the client
+        client.plaintext()
+
+
+async def test_plain_bytes_fail_the_handshake(pki: Pki) -> None:
+    server = Server(server_context(pki, verify=False))
+    task = asyncio.create_task(server.layer.handshake())
+    server.layer.receive(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+    with pytest.raises(ssl.SSLError) as failure:
+        await task
+    assert failure.value.reason == "WRONG_VERSION_NUMBER"
+
+
+async def test_end_of_file_during_the_handshake_raises_closed(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    client.step()
+    server.layer.receive(client.records()[:10])  # part of the ClientHello, then nothing
+    await asyncio.sleep(0)
+    server.layer.receive_eof()
+    with pytest.raises(TlsClosedError):
+        await task
+
+
+async def test_nothing_is_sent_or_read_before_the_first_bytes(pki: Pki) -> None:
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    await asyncio.sleep(0)
+    assert not task.done() and server.sent == []
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    server.layer.close_notify()  # still handshaking: nothing to say
+    assert server.sent == []
