@@ -6,7 +6,8 @@ and a second one the queue subscriptions (see local delivery below):
 
 - **Publishing** is a plain method. It builds the ``PUB``/``HPUB`` bytes
   (``gateway.bus.upstream_wire``) and appends them to nats-py's own pending
-  buffer, then wakes nats-py's flusher task once per event-loop turn. That is
+  buffer, then wakes nats-py's flusher task once per event-loop turn
+  (``gateway.bus.nats_outbox``). That is
   what ``await nc.publish()`` does, minus the coroutine per message, so the
   order of bus publishes, nats-py publishes (the JetStream log on the same
   connection) and subscribes is the order of the calls. While the connection
@@ -47,8 +48,8 @@ not cross the network. ``has_interest`` answers True (only the server knows);
 ``request`` relies on the server's no-responders status instead, unless a
 local subscriber can answer.
 
-This module uses a few nats-py internals (``_pending``, ``_pending_data_size``,
-``_flush_queue``, a subscription's ``_pending_queue``); ``UpstreamBus`` checks
+This module uses a few nats-py internals (those of ``nats_outbox``, ``_subs``,
+a subscription's ``_pending_queue``); ``UpstreamBus`` checks
 for them when it is built and the integration tests pin their behaviour.
 """
 
@@ -82,6 +83,8 @@ from gateway.bus.api import (
     Subscription,
 )
 from gateway.bus.local import BufferedSubscription, LocalBus
+from gateway.bus.nats_outbox import INTERNALS as OUTBOX_INTERNALS
+from gateway.bus.nats_outbox import NatsOutbox
 from gateway.bus.subjects import validate_subject, validate_subscription
 from gateway.bus.upstream_connect import UpstreamConnectError, connect_kwargs
 from gateway.bus.upstream_wire import (
@@ -112,7 +115,7 @@ _DEFAULT_TIMEOUT = 10.0
 _Callback = Callable[[], Awaitable[None]]
 _ANSWERED_LOCALLY_MAX = 8192
 _NO_RESPONDERS = "503"
-_NATS_INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_subs")
+_NATS_INTERNALS = (*OUTBOX_INTERNALS, "_subs")
 
 
 def from_nats(raw: NatsMsg) -> Msg:
@@ -272,7 +275,8 @@ class UpstreamBus(Bus):
         self._js_domain = js_domain
         self._sub_timeout = subscribe_timeout
         self._interests: dict[tuple[str, str | None], _Fanout] = {}
-        self._kick: asyncio.Future[None] | None = None
+        self._outbox = NatsOutbox(nc)
+        self._queue_outbox = NatsOutbox(self._qnc)
         self._dropped_publishes = 0
         self._closed = False
         self._up = asyncio.Event()
@@ -395,10 +399,7 @@ class UpstreamBus(Bus):
         return nc
 
     def _send_counted(self, cmd: bytes, messages: int, size: int) -> None:
-        stats = self._nc.stats
-        stats["out_msgs"] += messages
-        stats["out_bytes"] += size
-        self._send(cmd)
+        self._send(cmd, None, messages, size)
 
     def run_pending(self) -> None:
         if self._local is not None:
@@ -419,35 +420,17 @@ class UpstreamBus(Bus):
             self._local.publish_many(subject, payloads, origin)
         self._send_counted(cmds, len(payloads), sum(map(len, payloads)))
 
-    def _send(self, cmd: bytes, nc: NATS | None = None) -> None:
-        """Append a protocol command to nats-py's pending buffer and wake its flusher."""
-        if nc is None:
-            nc = self._nc
-        size = nc._pending_data_size + len(cmd)
-        if not nc.is_connected:
-            # Buffered for the reconnect, within the same bound nats-py applies.
-            if nc._max_pending_size <= 0 or size > nc._max_pending_size:
-                self._dropped_publishes += 1
-                if self._dropped_publishes == 1 or self._dropped_publishes % 10000 == 0:
-                    log.warning(
-                        "upstream disconnected and its buffer is full: %d publishes dropped",
-                        self._dropped_publishes,
-                    )
-                return
-            nc._pending.append(cmd)
-            nc._pending_data_size = size
-            return  # nats-py writes the buffer once reconnected
-        nc._pending.append(cmd)
-        nc._pending_data_size = size
-        queue = nc._flush_queue
-        if queue is not None and queue.empty():
-            # The flusher writes everything pending when it takes this; until
-            # then the queue is not empty and later sends need no wake-up.
-            kick = self._kick
-            if kick is None:
-                kick = self._kick = asyncio.get_running_loop().create_future()
-                kick.set_result(None)
-            queue.put_nowait(kick)
+    def _send(self, cmd: bytes, nc: NATS | None = None, messages: int = 0, size: int = 0) -> None:
+        """Queue a protocol command on ``nc`` (the main connection by default)."""
+        outbox = self._outbox if nc is None or nc is self._nc else self._queue_outbox
+        if outbox.send(cmd, messages, size):
+            return
+        self._dropped_publishes += 1
+        if self._dropped_publishes == 1 or self._dropped_publishes % 10000 == 0:
+            log.warning(
+                "upstream disconnected and its buffer is full: %d publishes dropped",
+                self._dropped_publishes,
+            )
 
     async def request(
         self,

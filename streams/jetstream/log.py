@@ -377,6 +377,10 @@ class JetStreamLog(Log):
         _check_reply(reply)
         self._pipeline.ack(reply, ACK)
 
+    def ack_nowait(self, reply: str) -> None:
+        _check_reply(reply)
+        self._pipeline.ack_nowait(reply, ACK)
+
     async def nak(self, reply: str, delay: float | None = None) -> None:
         _check_reply(reply)
         body = NAK

@@ -1,8 +1,11 @@
 """The outbound pipeline of the JetStream backend: pipelined publishes and confirmed acks.
 
 Every message this backend sends on its own (stream publishes, consumer acks)
-goes through one FIFO written by one task, so ``publish_async`` stays a plain
-method, no task is made per message and wire order equals call order.
+is written into the connection's outbound buffer by a plain call
+(``gateway.bus.nats_outbox``), so ``publish_async`` stays a plain method, no
+coroutine or task is made per message and wire order equals call order.
+Answers are handled in nats-py's read loop as they are parsed (the reply
+subscription's queue is replaced by ``_Replies``), not by a task per message.
 
 A publish carries a reply subject ``<inbox>.<n>``; the server answers there
 with the PubAck JSON (or a 503 no-responders status when no stream captures
@@ -23,13 +26,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg as NatsMsg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from gateway.bus.nats_outbox import NatsOutbox
+from gateway.bus.subjects import InvalidSubject, validate_subject
+from gateway.bus.upstream_wire import InvalidHeader, PayloadTooLarge, pub_command
 from streams.errors import (
     BadRequest,
     LogClosed,
@@ -58,7 +64,43 @@ class _Pending:
         self.result: PubAck | LogError | None = None
 
 
-_Out = tuple[str, bytes, str, "dict[str, str] | None", "_Pending | int | None"]
+def _check_ack_subject(reply: str) -> None:
+    """A reply subject the server gave is one token run; this keeps a caller's from the wire.
+
+    Cheaper than ``validate_subject``, whose cache every (unique) ack subject misses.
+    """
+    if " " in reply or not reply.isprintable() or not reply:
+        raise BadRequest(f"not a subject: {reply!r}")
+
+
+class _Replies:
+    """Installed as the reply subscription's queue: nats-py's ``put_nowait`` handles the answer."""
+
+    __slots__ = ("handle", "nsub")
+
+    def __init__(self, handle: Callable[[NatsMsg], None]) -> None:
+        self.handle = handle
+        self.nsub: NatsSubscription | None = None
+
+    def put_nowait(self, msg: NatsMsg) -> None:
+        try:
+            self.handle(msg)
+        except Exception:  # never into nats-py's read loop: it would reconnect
+            log.exception("handling the answer on %s failed", msg.subject)
+        if self.nsub is not None:
+            self.nsub._pending_size = 0
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        """Nothing is queued, so nothing is done."""
+
+    async def join(self) -> None:
+        """Nothing is queued, so nothing to wait for."""
 
 
 class Pipeline:
@@ -70,11 +112,7 @@ class Pipeline:
         self._loop = asyncio.get_running_loop()
         self._prefix = ""
         self._sub: NatsSubscription | None = None
-        self._out: deque[_Out] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._writer: asyncio.Task[None] | None = None
+        self._outbox = NatsOutbox(nc)
         self._next = 0
         self._order: deque[_Pending] = deque()
         self._by_id: dict[int, _Pending] = {}
@@ -85,12 +123,14 @@ class Pipeline:
         self._closed = False
 
     async def start(self) -> None:
-        """Subscribe to the reply inbox and start the writer."""
+        """Subscribe to the reply inbox."""
         self._prefix = self._nc.new_inbox() + "."
         self._sub = await self._nc.subscribe(
-            self._prefix + "*", cb=self._on_reply, pending_msgs_limit=0, pending_bytes_limit=0
+            self._prefix + "*", pending_msgs_limit=0, pending_bytes_limit=0
         )
-        self._writer = self._loop.create_task(self._write())
+        replies = _Replies(self._on_reply)
+        replies.nsub = self._sub
+        self._sub._pending_queue = replies  # type: ignore[assignment]
 
     @property
     def in_flight(self) -> int:
@@ -123,29 +163,24 @@ class Pipeline:
         reply: str,
         headers: Mapping[str, str] | None,
         tag: _Pending | int | None,
+        checked: bool = False,
     ) -> None:
-        self._out.append((subject, payload, reply, dict(headers) if headers else None, tag))
-        if self._idle.is_set():
-            self._idle.clear()
-            self._wake.set()
-
-    async def _write(self) -> None:
         nc = self._nc
-        out = self._out
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while out:
-                subject, payload, reply, headers, tag = out.popleft()
-                try:
-                    await nc.publish(subject, payload, reply=reply, headers=headers)
-                except nats.errors.MaxPayloadError:
-                    self._fail(tag, MessageTooLarge("payload exceeds the server's max_payload"))
-                except (nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
-                    self._fail(tag, BadRequest(f"cannot publish on {subject!r}: {exc}"))
-                except nats.errors.Error as exc:
-                    self._fail(tag, LogClosed(f"cannot publish: {exc}"))
-            self._idle.set()
+        if nc.is_closed or nc.is_draining_pubs:
+            self._fail(tag, LogClosed("connection closed"))
+            return
+        try:
+            if not checked:
+                validate_subject(subject)
+            cmd = pub_command(subject, reply, payload, headers, nc._max_payload)
+        except PayloadTooLarge:
+            self._fail(tag, MessageTooLarge("payload exceeds the server's max_payload"))
+            return
+        except (InvalidSubject, InvalidHeader) as exc:
+            self._fail(tag, BadRequest(f"cannot publish on {subject!r}: {exc}"))
+            return
+        if not self._outbox.send(cmd, 1, len(payload)):
+            self._fail(tag, LogClosed("disconnected, and the reconnect buffer is full"))
 
     def _fail(self, tag: _Pending | int | None, exc: LogError) -> None:
         if isinstance(tag, _Pending):
@@ -156,7 +191,7 @@ class Pipeline:
             self._acks.pop(tag, None)
             self._ack_event.set()
 
-    async def _on_reply(self, msg: NatsMsg) -> None:
+    def _on_reply(self, msg: NatsMsg) -> None:
         token = msg.subject[len(self._prefix) :]
         if token.startswith("a"):
             with contextlib.suppress(ValueError):
@@ -212,10 +247,18 @@ class Pipeline:
         """Send an ack kind (``+ACK`` ...) to a delivery's reply subject, asking for a reply."""
         if self._closed:
             raise LogClosed("log closed")
+        _check_ack_subject(reply)
         n = self._ack_next
         self._ack_next = n + 1
         self._acks[n] = self._loop.time()
-        self._send(reply, body, f"{self._prefix}a{n}", None, n)
+        self._send(reply, body, f"{self._prefix}a{n}", None, n, checked=True)
+
+    def ack_nowait(self, reply: str, body: bytes) -> None:
+        """Send an ack kind to a delivery's reply subject, with no answer asked for."""
+        if self._closed:
+            raise LogClosed("log closed")
+        _check_ack_subject(reply)
+        self._send(reply, body, "", None, None, checked=True)
 
     async def settle(self, timeout: float = 2.0) -> None:
         """Wait until the server has processed every ack sent so far (at most ``timeout``).
@@ -238,13 +281,7 @@ class Pipeline:
     # -- lifecycle ------------------------------------------------------------------
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Wait until everything queued has been handed to the connection."""
-        if self._idle.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            raise LogTimeout("outbound queue did not drain in time") from None
+        """Wait until everything queued has been handed to the connection: it always has."""
 
     async def close(self, timeout: float = 5.0) -> None:
         """Wait (up to ``timeout``) for in-flight publishes, then fail the rest. Idempotent."""
@@ -261,10 +298,6 @@ class Pipeline:
             p.result = LogClosed("log closed before the PubAck arrived")
         self._by_id.clear()
         self._resolve()
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()

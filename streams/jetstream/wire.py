@@ -323,8 +323,16 @@ def consumer_info_from_json(resp: Mapping[str, Any]) -> ConsumerInfo:
 # -- messages -------------------------------------------------------------------
 
 
+# The PubAck as nats-server writes it, on every stored message: read without json.
+_PLAIN_PUB_ACK = re.compile(rb'\{"stream":"([^"\\]+)",(?:"domain":"([^"\\]*)",)?"seq":(\d+)\}')
+
+
 def pub_ack_from_json(data: bytes) -> PubAck:
     """A publish acknowledgement, or its error raised."""
+    plain = _PLAIN_PUB_ACK.fullmatch(data)
+    if plain is not None:
+        stream, domain, seq = plain.groups()
+        return PubAck(stream.decode(), int(seq), False, domain.decode() if domain else None)
     resp = decode(data)
     domain = resp.get("domain")
     return PubAck(

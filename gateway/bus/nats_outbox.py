@@ -1,0 +1,63 @@
+"""Protocol commands written straight into a nats-py connection's outbound buffer.
+
+``await nc.publish()`` costs a coroutine per message; ``NatsOutbox.send`` does
+what it does as a plain call: append the bytes to nats-py's pending buffer and
+wake its flusher task once per batch, so a command goes out in the order of
+the calls, mixed in order with nats-py's own writes on that connection. While
+the connection is down the bytes wait in the same buffer for the reconnect,
+bounded by the connection's ``pending_size``; a command that would overflow it
+is refused (``send`` returns False), where nats-py would raise.
+
+Uses nats-py internals (``_pending``, ``_pending_data_size``,
+``_max_pending_size``, ``_flush_queue``); ``INTERNALS`` names them for callers
+that check the installed nats-py has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.aio.client import Client as NATS
+
+__all__ = ["INTERNALS", "NatsOutbox"]
+
+INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size")
+
+
+class NatsOutbox:
+    """Plain-call writes of ready protocol commands on one nats-py connection."""
+
+    __slots__ = ("_kick", "nc")
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self._kick: asyncio.Future[None] | None = None
+
+    def send(self, cmd: bytes, messages: int = 0, size: int = 0) -> bool:
+        """Queue ``cmd`` (``messages`` publishes of ``size`` payload bytes, for the stats).
+
+        False, and nothing queued, when the connection is down and its
+        reconnect buffer has no room for ``cmd``.
+        """
+        nc = self.nc
+        total = nc._pending_data_size + len(cmd)
+        if not nc.is_connected and (nc._max_pending_size <= 0 or total > nc._max_pending_size):
+            return False
+        if messages:
+            stats = nc.stats
+            stats["out_msgs"] += messages
+            stats["out_bytes"] += size
+        nc._pending.append(cmd)
+        nc._pending_data_size = total
+        if not nc.is_connected:
+            return True  # nats-py writes the buffer once reconnected
+        queue = nc._flush_queue
+        if queue is not None and queue.empty():
+            # The flusher writes everything pending when it takes this; until
+            # then the queue is not empty and later sends need no wake-up.
+            kick = self._kick
+            if kick is None:
+                kick = self._kick = asyncio.get_running_loop().create_future()
+                kick.set_result(None)
+            queue.put_nowait(kick)
+        return True
