@@ -115,6 +115,23 @@ def test_pub_ack() -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"stream":"$MQTT_msgs","seq":123456789}',
+        b'{"stream":"S","domain":"hub","seq":1}',
+        b'{"stream":"S","seq":2,"duplicate":true}',
+        b'{"stream":"S\\u0041","seq":3}',  # an escape: the general path reads it
+        b'{"stream": "S", "seq": 4}',
+    ],
+)
+def test_pub_ack_read_without_json_equals_json(body: bytes) -> None:
+    resp = json.loads(body)
+    assert pub_ack_from_json(body) == PubAck(
+        resp["stream"], resp["seq"], resp.get("duplicate", False), resp.get("domain")
+    )
+
+
+@pytest.mark.parametrize(
     ("text", "nanos"),
     [
         ("1970-01-01T00:00:00Z", 0),
