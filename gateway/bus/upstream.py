@@ -20,13 +20,13 @@ and a second one the queue subscriptions (see local delivery below):
   clients on ``sensors/#`` make one upstream ``SUB sensors.>``. A queue group
   is one upstream queue subscription per gateway (the server balances between
   gateways); each message then goes to one local member, round robin.
-- **Delivery** happens synchronously in nats-py's read loop. nats-py hands a
-  subscription's messages to an ``asyncio.Queue`` (``put_nowait``) that a
-  task per subscription awaits before awaiting the callback coroutine; we
-  replace that queue with ``_Fanout``, whose ``put_nowait`` calls the local
-  subscribers at once. That saves the queue hop, the task switch and the
-  coroutine per message (see ``bench/upstream_bus.py``), and keeps per-
-  subscription order. Callbacks are synchronous and must not block, as for
+- **Delivery** happens synchronously in nats-py's read loop: the connection's
+  parser is a ``gateway.bus.nats_reader.FastReader``, which hands each
+  message of an upstream subscription to its ``_Fanout`` as it is parsed,
+  without nats-py's ``Msg``, header parsing, queue and task per subscription
+  (see ``bench/upstream_bus.py``), and keeps per-subscription order. The
+  ``_Fanout`` also replaces the subscription's nats-py queue, for anything
+  nats-py hands over before the route is set. Callbacks are synchronous and must not block, as for
   LocalBus; callback-less subscriptions fill bounded queues with drop counting
   (``gateway.bus.local.BufferedSubscription``, shared with LocalBus).
 - A subscribe returns once the server has the ``SUB`` (a PING/PONG round
@@ -85,6 +85,8 @@ from gateway.bus.api import (
 from gateway.bus.local import BufferedSubscription, LocalBus
 from gateway.bus.nats_outbox import INTERNALS as OUTBOX_INTERNALS
 from gateway.bus.nats_outbox import NatsOutbox
+from gateway.bus.nats_reader import FastReader, RawMsg
+from gateway.bus.nats_reader import install as install_reader
 from gateway.bus.subjects import validate_subject, validate_subscription
 from gateway.bus.upstream_connect import UpstreamConnectError, connect_kwargs
 from gateway.bus.upstream_wire import (
@@ -171,30 +173,35 @@ class _Fanout:
         self.rr = 0
 
     def put_nowait(self, raw: NatsMsg) -> None:
-        members = self.members
-        if not members:
-            return
-        try:
-            headers = raw.headers
-            if headers and headers.get("Status") == _NO_RESPONDERS and raw.subject in self.answered:
-                # The server saw no subscriber of a request this gateway delivered
-                # itself (no_echo): the requester must not hear "no responders".
-                del self.answered[raw.subject]
-                return
-            msg = from_nats(raw)
-            if self.queue is None:
-                for sub in members:
-                    if not sub._closed:
-                        sub._deliver(msg)
-            else:
-                i = self.rr % len(members)
-                self.rr = i + 1
-                members[i]._deliver(msg)
-        except Exception:  # never into nats-py's read loop: it would reconnect
-            log.exception("delivery on %s failed", self.subject)
+        """A message from nats-py (one that arrived before the reader routed this sid)."""
+        headers = raw.headers
+        self.on_raw(
+            RawMsg(raw.subject, raw.reply, raw.data, _plain_headers(headers) if headers else None)
+        )
         nsub = self.nsub
         if nsub is not None:
             nsub._pending_size = 0
+
+    def on_raw(self, raw: RawMsg) -> None:
+        """A message of the upstream subscription, from the connection's ``FastReader``."""
+        members = self.members
+        if not members:
+            return
+        headers = raw.headers
+        if headers and headers.get("Status") == _NO_RESPONDERS and raw.subject in self.answered:
+            # The server saw no subscriber of a request this gateway delivered
+            # itself (no_echo): the requester must not hear "no responders".
+            del self.answered[raw.subject]
+            return
+        msg = Msg(raw.subject, raw.payload, raw.reply, headers)
+        if self.queue is None:
+            for sub in members:
+                if not sub._closed:
+                    sub._deliver(msg)
+        else:
+            i = self.rr % len(members)
+            self.rr = i + 1
+            members[i]._deliver(msg)
 
     def deliver_local(self, msg: Msg) -> None:
         """A publication of this gateway, to every (plain) local subscriber."""
@@ -277,6 +284,8 @@ class UpstreamBus(Bus):
         self._interests: dict[tuple[str, str | None], _Fanout] = {}
         self._outbox = NatsOutbox(nc)
         self._queue_outbox = NatsOutbox(self._qnc)
+        self._reader = install_reader(nc)
+        self._queue_reader = install_reader(self._qnc)
         self._dropped_publishes = 0
         self._closed = False
         self._up = asyncio.Event()
@@ -511,6 +520,7 @@ class UpstreamBus(Bus):
             early: asyncio.Queue[NatsMsg] = nsub._pending_queue
             nsub._pending_queue = fanout  # type: ignore[assignment]
             fanout.nsub = nsub
+            self._reader_of(nc).route(nsub._id, fanout.on_raw)
             if self._local is not None and queue is None:
                 local = self._local.subscribe_nowait(subject, fanout.deliver_local)
                 local.set_batch_handler(fanout.deliver_local_batch)
@@ -526,6 +536,9 @@ class UpstreamBus(Bus):
         finally:
             if not fanout.ready.done():
                 fanout.ready.set_result(None)
+
+    def _reader_of(self, nc: NATS) -> FastReader:
+        return self._reader if nc is self._nc else self._queue_reader
 
     def _attach(self, fanout: _Fanout, sub: UpstreamSubscription) -> None:
         sub._fanout = fanout
@@ -582,6 +595,7 @@ class UpstreamBus(Bus):
         # sid (so a reconnect does not replay it) and queue the UNSUB in order.
         nsub._closed = True
         nc = fanout.nc
+        self._reader_of(nc).unroute(nsub._id)
         nc._remove_sub(nsub._id)
         if nc.is_connected:
             self._send(f"UNSUB {nsub._id}\r\n".encode(), nc)

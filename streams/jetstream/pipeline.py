@@ -5,7 +5,7 @@ is written into the connection's outbound buffer by a plain call
 (``gateway.bus.nats_outbox``), so ``publish_async`` stays a plain method, no
 coroutine or task is made per message and wire order equals call order.
 Answers are handled in nats-py's read loop as they are parsed (the reply
-subscription's queue is replaced by ``_Replies``), not by a task per message.
+inbox is routed by ``gateway.bus.nats_reader``), not by a task per message.
 
 A publish carries a reply subject ``<inbox>.<n>``; the server answers there
 with the PubAck JSON (or a 503 no-responders status when no stream captures
@@ -26,14 +26,15 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import nats.errors
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg as NatsMsg
 from nats.aio.subscription import Subscription as NatsSubscription
 
 from gateway.bus.nats_outbox import NatsOutbox
+from gateway.bus.nats_reader import RawMsg
+from gateway.bus.nats_reader import install as install_reader
 from gateway.bus.subjects import InvalidSubject, validate_subject
 from gateway.bus.upstream_wire import InvalidHeader, PayloadTooLarge, pub_command
 from streams.errors import (
@@ -73,36 +74,6 @@ def _check_ack_subject(reply: str) -> None:
         raise BadRequest(f"not a subject: {reply!r}")
 
 
-class _Replies:
-    """Installed as the reply subscription's queue: nats-py's ``put_nowait`` handles the answer."""
-
-    __slots__ = ("handle", "nsub")
-
-    def __init__(self, handle: Callable[[NatsMsg], None]) -> None:
-        self.handle = handle
-        self.nsub: NatsSubscription | None = None
-
-    def put_nowait(self, msg: NatsMsg) -> None:
-        try:
-            self.handle(msg)
-        except Exception:  # never into nats-py's read loop: it would reconnect
-            log.exception("handling the answer on %s failed", msg.subject)
-        if self.nsub is not None:
-            self.nsub._pending_size = 0
-
-    def qsize(self) -> int:
-        return 0
-
-    def empty(self) -> bool:
-        return True
-
-    def task_done(self) -> None:
-        """Nothing is queued, so nothing is done."""
-
-    async def join(self) -> None:
-        """Nothing is queued, so nothing to wait for."""
-
-
 class Pipeline:
     """Pipelined publishing with in-order acks, and confirmed consumer acks, on one connection."""
 
@@ -128,9 +99,7 @@ class Pipeline:
         self._sub = await self._nc.subscribe(
             self._prefix + "*", pending_msgs_limit=0, pending_bytes_limit=0
         )
-        replies = _Replies(self._on_reply)
-        replies.nsub = self._sub
-        self._sub._pending_queue = replies  # type: ignore[assignment]
+        install_reader(self._nc).route(self._sub._id, self._on_reply)
 
     @property
     def in_flight(self) -> int:
@@ -191,7 +160,7 @@ class Pipeline:
             self._acks.pop(tag, None)
             self._ack_event.set()
 
-    def _on_reply(self, msg: NatsMsg) -> None:
+    def _on_reply(self, msg: RawMsg) -> None:
         token = msg.subject[len(self._prefix) :]
         if token.startswith("a"):
             with contextlib.suppress(ValueError):
@@ -207,7 +176,7 @@ class Pipeline:
             p.result = NoStreamForSubject(f"no stream captures {msg.subject!r}")
         else:
             try:
-                p.result = pub_ack_from_json(msg.data)
+                p.result = pub_ack_from_json(msg.payload)
             except LogError as exc:
                 p.result = exc
         self._resolve()
@@ -299,5 +268,6 @@ class Pipeline:
         self._by_id.clear()
         self._resolve()
         if self._sub is not None:
+            install_reader(self._nc).unroute(self._sub._id)
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()
