@@ -46,8 +46,24 @@ class PayloadTooLarge(BusError, ValueError):
     """
 
 
+# Header blocks already encoded: a stream's messages mostly repeat a few (``Nmqtt-Pub: 1``).
+_BLOCKS: dict[tuple[tuple[str, str], ...], bytes] = {}
+_BLOCKS_MAX = 4096
+
+
 def encode_headers(headers: Mapping[str, str]) -> bytes:
     """The ``NATS/1.0`` header block (ending in an empty line) for ``headers``."""
+    key = tuple(headers.items())
+    block = _BLOCKS.get(key)
+    if block is None:
+        block = _encode_headers(headers)
+        if len(_BLOCKS) >= _BLOCKS_MAX:
+            _BLOCKS.clear()
+        _BLOCKS[key] = block
+    return block
+
+
+def _encode_headers(headers: Mapping[str, str]) -> bytes:
     status = headers.get(STATUS, "")
     has_status = _STATUS_CODE.fullmatch(status) is not None
     if has_status:

@@ -104,3 +104,12 @@ def test_pub_commands_are_pub_command_for_each_payload(payloads: list[bytes]) ->
 def test_pub_commands_refuse_a_batch_with_one_payload_too_large() -> None:
     with pytest.raises(PayloadTooLarge):
         pub_commands("s", [b"ok", b"x" * 11], 10)
+
+
+def test_a_repeated_header_block_is_the_same_and_a_bad_one_is_refused_every_time() -> None:
+    first = encode_headers({"Nmqtt-Pub": "1"})
+    assert encode_headers({"Nmqtt-Pub": "1"}) == first == b"NATS/1.0\r\nNmqtt-Pub: 1\r\n\r\n"
+    assert encode_headers({"Nmqtt-Pub": "2"}) != first
+    for _ in range(2):
+        with pytest.raises(InvalidHeader):
+            encode_headers({"X": "a\r\nPUB evil 1"})
