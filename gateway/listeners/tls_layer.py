@@ -7,7 +7,7 @@ writes are encrypted before they reach the transport.
 
 Why not ``asyncio``'s own TLS (``loop.start_tls``): its protocol allocates a
 256 KiB buffer per connection and runs a state machine per read; this layer
-costs about a quarter less CPU per handshake (bench/tls.py). Handshake steps
+costs about 15% less CPU per handshake (bench/tls.py). Handshake steps
 stay on the event loop's thread: ``do_handshake`` releases the GIL, but handing
 each step to a thread pool cost more (a GIL hand-over per step) than it saved.
 """
