@@ -126,8 +126,13 @@ class TcpStream(ByteStream):
         if not self._closed and not self._writer.is_closing():
             if self._tls is None:
                 self._writer.write(data)
-            else:
+                return
+            try:
                 self._tls.send(data)
+            except ssl.SSLError:
+                # The TLS session failed (a bad record was received): nothing more can be sent.
+                self._closed = True
+                self._transport.abort()
 
     async def drain(self) -> None:
         if self._closed:
