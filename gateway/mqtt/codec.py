@@ -154,6 +154,7 @@ class Decoder:
         self, data: bytes | bytearray | memoryview, group: bool
     ) -> list[Packet | BarePublishes]:
         if self._error is not None:
+            self._error.preceding = []
             raise self._error
         partial = self._partial
         if partial:
@@ -166,15 +167,18 @@ class Decoder:
             buf = data
         else:
             buf = bytes(data)
+        out: list[Packet | BarePublishes] = []
         try:
-            return self._decode(buf, group)
+            return self._decode(buf, group, out)
         except MQTTError as exc:
             self._error = exc
+            exc.preceding = out  # the packets completed before the violation
             partial.clear()
             raise
 
-    def _decode(self, data: bytes, group: bool) -> list[Packet | BarePublishes]:
-        out: list[Packet | BarePublishes] = []
+    def _decode(
+        self, data: bytes, group: bool, out: list[Packet | BarePublishes]
+    ) -> list[Packet | BarePublishes]:
         append = out.append
         n = len(data)
         pos = 0

@@ -11,6 +11,7 @@ write batching (one socket write per event-loop turn, not per message).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -60,6 +61,8 @@ log = logging.getLogger("jetgate.mqtt")
 
 
 _MAX_ROUTES = 4096
+#: How long a connection closing on a violation waits for the PUBACKs of what came before it.
+STORE_WAIT = 2.0
 
 _REFUSALS: dict[int, str] = {
     ReasonCode.TOPIC_NAME_INVALID: "the $MQTT namespace is internal",
@@ -98,6 +101,9 @@ class MqttConnection:
         self._closed = asyncio.Event()
         self._last_read = time.monotonic()
         self._flush_scheduled = False
+        #: QoS 1 publishes handed to the log and not yet answered, and who waits for none.
+        self._storing = 0
+        self._stored: asyncio.Future[None] | None = None
         self._keep_alive = 0.0
         self._restored = True
         """False while (or when) restoring a resumed session's subscriptions fails midway."""
@@ -124,7 +130,7 @@ class MqttConnection:
                 try:
                     await self._handle(self.session.receive_grouped(data))
                 except MQTTError as exc:
-                    await self._protocol_failure(exc)
+                    await self._protocol_failure(await self._handle_preceding(exc))
                     break
                 self.broker.bus.run_pending()  # deliveries in this turn, not the next
                 if keepalive is None and self.session.state is State.CONNECTED:
@@ -144,6 +150,27 @@ class MqttConnection:
             if keepalive is not None:
                 keepalive.cancel()
             await self._end()
+
+    async def _handle_preceding(self, failure: MQTTError) -> MQTTError:
+        """Act on the packets that came before ``failure`` in its read; the error to close with.
+
+        A valid PUBLISH before a malformed packet is still published and
+        acknowledged, as it would be had the two come in separate reads.
+        """
+        preceding, failure.preceding = failure.preceding, []
+        if not preceding:
+            return failure
+        try:
+            await self._handle(preceding)
+        except MQTTError as earlier:
+            return earlier
+        self.broker.bus.run_pending()
+        if self._storing:  # their PUBACKs go out before the DISCONNECT
+            self._stored = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stored, STORE_WAIT)
+        self._flush_now()
+        return failure
 
     async def _handle(self, packets: Sequence[Packet | Qos2Resent | BarePublishes]) -> None:
         for packet in packets:
@@ -422,7 +449,12 @@ class MqttConnection:
         broker = self.broker
         self._core_publish(subject, payload, reply, headers)
 
+        self._storing += 1
+
         def acknowledge(stored: bool) -> None:
+            self._storing -= 1
+            if not self._storing and self._stored is not None and not self._stored.done():
+                self._stored.set_result(None)
             if not stored:
                 # Not stored: no PUBACK, and the client is closed (it will resend).
                 broker.count("store_failures")

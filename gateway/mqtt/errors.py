@@ -8,6 +8,8 @@ maps the code) and a message meant for logs, never for the peer.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.mqtt.reason_codes import ReasonCode
 
 
@@ -17,14 +19,18 @@ class MQTTError(Exception):
     ``reason_code`` is an MQTT 5.0 reason code (``0x81`` malformed packet,
     ``0x82`` protocol error, ``0x95`` packet too large, ``0x84`` unsupported
     protocol version, ...). ``message`` says what was wrong, for logs.
+    ``preceding`` holds what was received before the violation in the same
+    read (decoded packets, for the decoder and the session), so that the
+    connection acts on them before it closes, as if they had come alone.
     """
 
-    __slots__ = ("message", "reason_code")
+    __slots__ = ("message", "preceding", "reason_code")
 
     def __init__(self, reason_code: int, message: str) -> None:
         super().__init__(message)
         self.reason_code = reason_code
         self.message = message
+        self.preceding: list[Any] = []
 
     def __repr__(self) -> str:
         return f"MQTTError(0x{self.reason_code:02X}, {self.message!r})"

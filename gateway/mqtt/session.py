@@ -104,8 +104,26 @@ class MqttSession:
     def _receive(self, data: bytes, group: bool) -> list[Packet | Qos2Resent | BarePublishes]:
         if self.state is State.CLOSED:
             return []
-        packets = self.decoder.feed_grouped(data) if group else self.decoder.feed(data)
+        failure: MQTTError | None = None
+        try:
+            packets = self.decoder.feed_grouped(data) if group else self.decoder.feed(data)
+        except MQTTError as exc:
+            failure, packets = exc, exc.preceding
         out: list[Packet | Qos2Resent | BarePublishes] = []
+        try:
+            self._take(packets, out)
+        except MQTTError as exc:
+            failure = exc
+        if failure is not None:
+            failure.preceding = out  # to act on before closing: they came first
+            raise failure
+        return out
+
+    def _take(
+        self,
+        packets: list[Packet] | list[Packet | BarePublishes],
+        out: list[Packet | Qos2Resent | BarePublishes],
+    ) -> None:
         for packet in packets:
             if packet.__class__ is BarePublishes:
                 if self.state is not State.CONNECTED:
@@ -125,7 +143,6 @@ class MqttSession:
                 out.append(packet)
             else:
                 out.append(packet)
-        return out
 
     def resume(self) -> list[Packet | Qos2Resent]:
         """Packets that arrived right behind the CONNECT (the codec holds them until now)."""

@@ -132,3 +132,21 @@ async def test_slow_consumer_qos1_waits_in_the_log(gateway: Gateway, raw: RawFac
         ]
     finally:
         await stalled.aclose()
+
+
+@VERSIONS
+async def test_packets_before_a_violation_in_the_same_read_are_still_acted_on(
+    gateway: Gateway, raw: RawFactory, version: int
+) -> None:
+    """A valid QoS 1 PUBLISH that arrives in the same TCP segment as a malformed packet is
+    published and PUBACKed before the connection closes, as it would be on its own."""
+    subscriber = await client(raw, gateway, "before-violation-sub", version)
+    assert await subscriber.subscribe("early/t", qos=1) == [1]
+    offender = await client(raw, gateway, "before-violation", version)
+    good = Publish("early/t", b"came first", qos=1, packet_id=7).encode(version)
+    offender.send(good + VIOLATIONS["nul_in_topic"][0])
+    seen = await offender.closed()
+    assert [p.packet_id for p in seen if isinstance(p, Puback)] == [7]
+    if version == 5:
+        assert [p.reason_code for p in seen if isinstance(p, Disconnect)] == [0x81]
+    assert payloads(await subscriber.receive_acked(1)) == [b"came first"]

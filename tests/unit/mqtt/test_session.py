@@ -442,3 +442,38 @@ def test_mqtt_3_3_2_11_an_alias_whose_publish_was_dropped_is_not_used_bare() -> 
     dropped = Publish(topic, b"x" * 100, properties=Properties(topic_alias=alias))
     assert session.send(dropped) is False
     assert session.outbound_topic("a/b")[0] == "a/b"
+
+
+# -- packets before a violation in the same read -----------------------------------
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_packets_decoded_before_a_malformed_one_come_with_the_error(version: int) -> None:
+    session = open_session(version)
+    good = stream(version, pub("a/b", 1, 1), pub("a/c", 0), pub("a/c", 0))
+    with pytest.raises(MQTTError) as info:
+        session.receive_grouped(good + b"\x30\x03\x00\x05a")  # topic longer than the packet
+    assert info.value.reason_code == ReasonCode.MALFORMED_PACKET
+    assert len(info.value.preceding) == 2  # the PUBLISH, then the run of two QoS 0
+
+
+def test_the_error_carries_the_packets_before_it() -> None:
+    session = open_session(5)
+    with pytest.raises(MQTTError) as info:
+        session.receive_data(stream(5, pub("a/b", 1, 1), pub("a/c", 0)) + b"\x30\x03\x00\x05a")
+    assert [(type(p), getattr(p, "topic", None)) for p in info.value.preceding] == [
+        (Publish, "a/b"),
+        (Publish, "a/c"),
+    ]
+    # The decoder stays failed, and a repeat does not hand the same packets again.
+    with pytest.raises(MQTTError) as again:
+        session.receive_data(b"")
+    assert again.value.preceding == []
+
+
+def test_a_session_level_violation_keeps_the_packets_before_it() -> None:
+    session = open_session(5, receive_maximum=1)
+    with pytest.raises(MQTTError) as info:
+        session.receive_data(stream(5, pub("a", 1, 1), pub("b", 1, 2), pub("c", 0)))
+    assert info.value.reason_code == ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+    assert [p.topic for p in info.value.preceding if isinstance(p, Publish)] == ["a"]
