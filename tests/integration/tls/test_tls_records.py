@@ -102,11 +102,25 @@ def connect(client_id: str) -> Connect:
     return Connect(client_id, clean_start=True, keep_alive=0, protocol_level=4)
 
 
+async def connected(open_client: OpenRecords, port: int, pki: Pki, client_id: str) -> RecordClient:
+    """A record client past its CONNACK."""
+    client = await open_client(port, pki.client_context("dn"))
+    client.writer.write(client.records(connect(client_id)))
+    await client.expect(Connack)
+    return client
+
+
+async def mqtt_tls_port(start_gateway: StartGateway, pki: Pki) -> int:
+    gateway = await start_gateway(mqtt=tls_block(pki))
+    assert gateway.mqtt is not None
+    return gateway.mqtt.port
+
+
 async def test_connect_in_the_same_write_as_the_last_handshake_flight_is_answered(
     start_gateway: StartGateway, pki: Pki, record_client: OpenRecords
 ) -> None:
-    gateway = await start_gateway(mqtt=tls_block(pki))
-    client = await record_client(gateway.mqtt.port, pki.client_context("dn"))  # type: ignore[union-attr]
+    port = await mqtt_tls_port(start_gateway, pki)
+    client = await record_client(port, pki.client_context("dn"))
     # TLS 1.3: the client's Certificate/Finished are still unsent; CONNECT rides with them.
     client.writer.write(client.records(connect("behind-finished")))
     connack = await client.expect(Connack)
@@ -116,10 +130,7 @@ async def test_connect_in_the_same_write_as_the_last_handshake_flight_is_answere
 async def test_records_split_into_single_bytes_are_reassembled(
     start_gateway: StartGateway, pki: Pki, record_client: OpenRecords
 ) -> None:
-    gateway = await start_gateway(mqtt=tls_block(pki))
-    client = await record_client(gateway.mqtt.port, pki.client_context("dn"))  # type: ignore[union-attr]
-    client.writer.write(client.records(connect("split")))
-    await client.expect(Connack)
+    client = await connected(record_client, await mqtt_tls_port(start_gateway, pki), pki, "split")
     records = client.records(Pingreq())
     for i in range(len(records)):
         client.writer.write(records[i : i + 1])
@@ -130,14 +141,9 @@ async def test_records_split_into_single_bytes_are_reassembled(
 async def test_a_corrupted_record_closes_only_that_connection(
     start_gateway: StartGateway, pki: Pki, record_client: OpenRecords
 ) -> None:
-    gateway = await start_gateway(mqtt=tls_block(pki))
-    port = gateway.mqtt.port  # type: ignore[union-attr]
-    bystander = await record_client(port, pki.client_context("dn"))
-    bystander.writer.write(bystander.records(connect("bystander")))
-    await bystander.expect(Connack)
-    victim = await record_client(port, pki.client_context("dn"))
-    victim.writer.write(victim.records(connect("victim")))
-    await victim.expect(Connack)
+    port = await mqtt_tls_port(start_gateway, pki)
+    bystander = await connected(record_client, port, pki, "bystander")
+    victim = await connected(record_client, port, pki, "victim")
 
     record = bytearray(victim.records(Pingreq()))
     record[-1] ^= 0xFF  # the record's authentication tag no longer matches
@@ -151,10 +157,7 @@ async def test_a_corrupted_record_closes_only_that_connection(
 async def test_close_notify_ends_the_session_and_is_answered(
     start_gateway: StartGateway, pki: Pki, record_client: OpenRecords
 ) -> None:
-    gateway = await start_gateway(mqtt=tls_block(pki))
-    client = await record_client(gateway.mqtt.port, pki.client_context("dn"))  # type: ignore[union-attr]
-    client.writer.write(client.records(connect("leaving")))
-    await client.expect(Connack)
+    client = await connected(record_client, await mqtt_tls_port(start_gateway, pki), pki, "leaving")
     with pytest.raises(ssl.SSLWantReadError):
         client.tls.unwrap()  # close_notify out; the server's is awaited
     client.writer.write(client.outgoing.read())
