@@ -23,7 +23,10 @@ Each scenario runs ``--rounds`` times, the brokers taking turns within a round, 
 the median round is printed: the load generators share the machine's cores with the
 broker (and, on a shared machine, with whatever else runs), so one window alone can be
 off by half. For handshakes the broker's own CPU time per handshake (user + system,
-from ``/proc``) is printed too: it does not depend on how the cores were shared.
+from ``/proc``) is printed too: it does not depend on how the cores were shared. So is
+the load generators' CPU per handshake: a Python TLS client costs about as much per
+handshake as the broker, so on two cores the rate is bound by the sum of both and the
+broker's CPU per handshake is the figure to compare.
 
 Helpers (free ports, broker command lines, MQTT packets) come from ``bench/broker.py``
 and ``bench/mqttload.py``. Run: ``.venv/bin/python bench/tls.py [--seconds 5]``.
@@ -137,7 +140,7 @@ async def _session(
 
 
 def _handshake_proc(
-    port: int, pki_dir: str | None, seconds: float, conc: int, out: MpQueue[int]
+    port: int, pki_dir: str | None, seconds: float, conc: int, out: MpQueue[tuple[int, float]]
 ) -> None:
     async def run() -> int:
         # One context per process: a real device fleet does not share TLS sessions.
@@ -166,14 +169,17 @@ def _handshake_proc(
         await asyncio.gather(*(loop(i) for i in range(conc)))
         return count
 
-    out.put(asyncio.run(run()))
+    cpu0 = time.process_time()
+    count = asyncio.run(run())
+    out.put((count, time.process_time() - cpu0))
 
 
 def handshakes(
     t: Target, pki_dir: str, seconds: float, procs: int, conc: int
-) -> tuple[float, int, float | None]:
-    """Handshakes/s, how many, and the broker's CPU seconds meanwhile (None if unknown)."""
-    out: MpQueue[int] = mp.Queue()
+) -> tuple[float, int, float | None, float]:
+    """Handshakes/s, how many, the broker's CPU seconds meanwhile (None if unknown), and the
+    load generators' CPU seconds."""
+    out: MpQueue[tuple[int, float]] = mp.Queue()
     jobs = [
         mp.Process(
             target=_handshake_proc,
@@ -185,13 +191,15 @@ def handshakes(
     start = time.monotonic()
     for job in jobs:
         job.start()
-    total = sum(out.get(timeout=seconds + 60) for _ in jobs)
+    results = [out.get(timeout=seconds + 60) for _ in jobs]
+    total = sum(count for count, _ in results)
+    loadgen = sum(cpu for _, cpu in results)
     for job in jobs:
         job.join()
     elapsed = time.monotonic() - start
     cpu1 = t.cpu_seconds()
     cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
-    return total / elapsed, total, cpu
+    return total / elapsed, total, cpu, loadgen
 
 
 # -- throughput -----------------------------------------------------------------------------
@@ -326,13 +334,15 @@ def main() -> int:
             rates: dict[str, list[float]] = {t.name: [] for t in targets}
             counts: dict[str, int] = dict.fromkeys(rates, 0)
             cpus: dict[str, float | None] = dict.fromkeys(rates, 0.0)
+            loadgen: dict[str, float] = dict.fromkeys(rates, 0.0)
             for _ in range(args.rounds):
                 for t in targets:
                     if scenario == "handshakes":
-                        rate, count, cpu = handshakes(
+                        rate, count, cpu, load_cpu = handshakes(
                             t, pki_dir, args.seconds, args.procs, args.concurrency
                         )
                         counts[t.name] += count
+                        loadgen[t.name] += load_cpu
                         spent = cpus[t.name]
                         cpus[t.name] = None if spent is None or cpu is None else spent + cpu
                     else:
@@ -349,6 +359,14 @@ def main() -> int:
                     if spent is not None and counts[name]
                 )
                 print(f"{'cpu/hs':10} {per}   (broker CPU per handshake, all rounds)")
+                gen = "  ".join(
+                    f"{name} {spent / counts[name] * 1e6:>6,.0f} us"
+                    for name, spent in loadgen.items()
+                    if counts[name]
+                )
+                # When the load generators cost as much per handshake as the broker, the
+                # rate above is shared-CPU bound; the broker's CPU per handshake is not.
+                print(f"{'loadgen/hs':10} {gen}   (load generators' CPU per handshake)")
     finally:
         for t in targets:
             t.stop()
