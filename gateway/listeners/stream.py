@@ -40,6 +40,17 @@ class ByteStream(abc.ABC):
     async def close(self) -> None:
         """Close the connection (flushing what was queued, within a short deadline)."""
 
+    async def close_after_reply(self, linger: float) -> None:
+        """Close once the peer has had the chance to read what was sent last (a reason code).
+
+        Closing a TCP socket with unread input makes the kernel reset the
+        connection, which can destroy the last packets before the peer reads
+        them. A transport that can half-close sends its end of stream, drops
+        what the peer still sends until the peer closes (at most ``linger``
+        seconds), then closes. By default: ``close``.
+        """
+        await self.close()
+
     @property
     @abc.abstractmethod
     def closed(self) -> bool:

@@ -109,6 +109,7 @@ class TcpStream(ByteStream):
         self._paused = False
         self._peeking: asyncio.Future[None] | None = None
         self._tls: TlsLayer | None = None
+        self._half_closed = False
 
     async def read(self) -> bytes:
         if self._closed:
@@ -123,7 +124,7 @@ class TcpStream(ByteStream):
             return b""
 
     def write(self, data: bytes) -> None:
-        if not self._closed and not self._writer.is_closing():
+        if not self._closed and not self._half_closed and not self._writer.is_closing():
             if self._tls is None:
                 self._writer.write(data)
                 return
@@ -236,6 +237,23 @@ class TcpStream(ByteStream):
         self._writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_DEADLINE)
+
+    async def close_after_reply(self, linger: float) -> None:
+        writer = self._writer
+        if self._closed or writer.is_closing() or not writer.can_write_eof():
+            await self.close()
+            return
+        with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+            async with asyncio.timeout(linger):
+                await self.drain()  # what was sent last is with the kernel first
+                if self._tls is not None:
+                    self._tls.close_notify()
+                self._half_closed = True
+                writer.write_eof()
+                self.set_sync_reader(None)
+                while await self.read():
+                    pass  # dropped: the peer's last words after ours
+        await self.close()
 
     @property
     def closed(self) -> bool:

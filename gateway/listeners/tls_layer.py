@@ -46,6 +46,7 @@ class TlsLayer:
         self._arrived: list[bytes] = []
         self._raw_eof = False
         self._wakeup: asyncio.Future[None] | None = None
+        self._notified = False
 
     async def handshake(self) -> None:
         """Complete the server handshake, raising ``ssl.SSLError`` or ``TlsClosedError``.
@@ -103,9 +104,10 @@ class TlsLayer:
         self._flush()
 
     def close_notify(self) -> None:
-        """Send the TLS close_notify alert (best effort: the socket closes next)."""
-        if self.handshaking:
+        """Send the TLS close_notify alert, once (best effort: the socket closes next)."""
+        if self.handshaking or self._notified:
             return
+        self._notified = True
         # No answer is awaited: a memory BIO reports waiting for one as want-read.
         with contextlib.suppress(ssl.SSLError):
             self.ssl_object.unwrap()

@@ -63,6 +63,8 @@ log = logging.getLogger("jetgate.mqtt")
 _MAX_ROUTES = 4096
 #: How long a connection closing on a violation waits for the PUBACKs of what came before it.
 STORE_WAIT = 2.0
+#: How long a connection closed for a violation waits for the client to read the reason.
+LINGER = 1.0
 
 _REFUSALS: dict[int, str] = {
     ReasonCode.TOPIC_NAME_INVALID: "the $MQTT namespace is internal",
@@ -103,6 +105,7 @@ class MqttConnection:
         self._flush_scheduled = False
         #: QoS 1 publishes handed to the log and not yet answered, and who waits for none.
         self._storing = 0
+        self._reason_sent = False
         self._stored: asyncio.Future[None] | None = None
         self._keep_alive = 0.0
         self._restored = True
@@ -599,12 +602,14 @@ class MqttConnection:
         session = self.session
         if session.state is State.CONNECTED and session.v5:
             session.send(Disconnect(exc.reason_code, self.reason(exc.message)))  # [MQTT-4.13.1-1]
+            self._reason_sent = True
         elif session.state is not State.CONNECTED:
             code = exc.reason_code
             if code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION or (
                 session.v5 and session.state is State.CONNECTING
             ):
                 session.send(Connack(code))
+                self._reason_sent = True
         self._flush_now()
 
     async def _end(self) -> None:
@@ -613,7 +618,12 @@ class MqttConnection:
             self._unwatch()
         self.session.close()
         self._flush_now()
-        await self.stream.close()
+        if self._reason_sent:
+            # The client may still be sending; closing now could reset the
+            # connection before it reads the DISCONNECT (or CONNACK) and its reason.
+            await self.stream.close_after_reply(LINGER)
+        else:
+            await self.stream.close()
         broker = self.broker
         holds = bool(self.client_id) and broker.live.get(self.client_id) is self
         try:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
-from gateway.mqtt.packets import Disconnect, Puback, Publish
+from gateway.mqtt.codec import Decoder
+from gateway.mqtt.packets import Connack, Connect, Disconnect, Puback, Publish
 from gateway.mqtt.wire import encode_string, pack_u16
 from gateway.server import Gateway
 from tests.integration.mqtt.conftest import GatewayFactory, RawFactory, mqtt_port
@@ -150,3 +154,28 @@ async def test_packets_before_a_violation_in_the_same_read_are_still_acted_on(
     if version == 5:
         assert [p.reason_code for p in seen if isinstance(p, Disconnect)] == [0x81]
     assert payloads(await subscriber.receive_acked(1)) == [b"came first"]
+
+
+async def test_the_disconnect_reason_survives_a_client_that_keeps_sending(gateway: Gateway) -> None:
+    """[MQTT-4.13.1-1] 5.0: the DISCONNECT with its reason code reaches a client that was still
+    sending when it broke the protocol. Closing with its bytes unread would make the kernel
+    reset the connection; the gateway half-closes and drops the rest until the client closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", mqtt_port(gateway))
+    try:
+        writer.write(Connect("keeps-sending", protocol_level=5).encode(5))
+        decoder = Decoder(server=False, version=5)
+        connack = decoder.feed(await asyncio.wait_for(reader.read(1024), 5))
+        assert [type(p) for p in connack] == [Connack]
+        junk = (
+            Publish("more/t", b"x" * 1000, qos=0).encode(5) * 300
+        )  # ~300 KB the gateway won't read
+        writer.write(VIOLATIONS["nul_in_topic"][0] + junk)
+        received = b""
+        while chunk := await asyncio.wait_for(reader.read(65536), 5):  # reset: ConnectionError
+            received += chunk
+        packets = decoder.feed(received)
+        assert [(type(p), getattr(p, "reason_code", None)) for p in packets] == [(Disconnect, 0x81)]
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
