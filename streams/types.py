@@ -281,27 +281,34 @@ def ack_subject(
 def parse_ack(reply: str) -> DeliveryInfo:
     """Parse a JetStream ack reply subject (v1: 9 tokens; v2: 11 or 12 tokens)."""
     tokens = reply.split(".")
+    n = len(tokens)
     try:
-        if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
-            domain = None
-            s, c, rest = tokens[2], tokens[3], tokens[4:]
-        elif len(tokens) in (11, 12) and tokens[0] == "$JS" and tokens[1] == "ACK":
-            domain = None if tokens[2] == "_" else tokens[2]
-            s, c, rest = tokens[4], tokens[5], tokens[6:11]
-        else:
-            raise BadRequest(f"not a JetStream ack subject: {reply!r}")
-        return DeliveryInfo(
-            stream=s,
-            consumer=c,
-            num_delivered=int(rest[0]),
-            stream_seq=int(rest[1]),
-            consumer_seq=int(rest[2]),
-            timestamp=int(rest[3]),
-            num_pending=int(rest[4]),
-            domain=domain,
-        )
-    except ValueError as exc:
+        if tokens[0] != "$JS" or tokens[1] != "ACK":
+            pass
+        elif n == 9:  # once per delivery: built positionally, the cheapest way
+            return DeliveryInfo(
+                tokens[2],
+                tokens[3],
+                int(tokens[4]),
+                int(tokens[5]),
+                int(tokens[6]),
+                int(tokens[7]),
+                int(tokens[8]),
+            )
+        elif n in (11, 12):
+            return DeliveryInfo(
+                tokens[4],
+                tokens[5],
+                int(tokens[6]),
+                int(tokens[7]),
+                int(tokens[8]),
+                int(tokens[9]),
+                int(tokens[10]),
+                None if tokens[2] == "_" else tokens[2],
+            )
+    except (ValueError, IndexError) as exc:
         raise BadRequest(f"not a JetStream ack subject: {reply!r}") from exc
+    raise BadRequest(f"not a JetStream ack subject: {reply!r}")
 
 
 def parse_nak_delay(payload: bytes) -> float | None:
