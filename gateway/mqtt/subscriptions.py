@@ -555,9 +555,12 @@ class Subscriptions:
 
     # -- delivery -----------------------------------------------------------------
 
-    def _topic_for(self, live: _Live, msg: Msg) -> str | None:
-        """The topic to deliver ``msg`` on for ``live``, or None when it must not go."""
-        topic = cached_subject_to_topic(msg.subject)
+    def _topic_for(self, live: _Live, msg: Msg, subject: str | None = None) -> str | None:
+        """The topic to deliver ``msg`` on for ``live`` (``subject``: its subject, if not
+        ``msg.subject``), or None when it must not go."""
+        if subject is None:
+            subject = msg.subject
+        topic = cached_subject_to_topic(subject)
         if topic is None:
             self.conn.broker.count("unmappable_subjects")
             return None
@@ -567,7 +570,7 @@ class Subscriptions:
         headers = msg.headers
         if record.no_local and headers and headers.get(ORIGIN) == self.conn.client_hash:
             return None  # [MQTT-3.8.3-3]
-        if not self.conn.identity.permissions.may_deliver(msg.subject):
+        if not self.conn.identity.permissions.may_deliver(subject):
             return None
         return topic
 
@@ -620,15 +623,18 @@ class Subscriptions:
         conn.schedule_flush()
 
     def _on_durable(self, live: _Live, msg: Msg) -> None:
-        if msg.subject.startswith(MSGS_PREFIX):
-            msg = Msg(msg.subject[len(MSGS_PREFIX) :], msg.payload, msg.reply, msg.headers)
-        topic = self._topic_for(live, msg)
+        subject = msg.subject
+        if subject.startswith(MSGS_PREFIX):
+            subject = subject[len(MSGS_PREFIX) :]
+        topic = self._topic_for(live, msg, subject)
         if topic is None or not msg.reply:
             if msg.reply:
                 self.conn.broker.log.ack_nowait(msg.reply)
             return
         outbound = self.conn.session.outbound
         if self._waiting or outbound.full:
+            if subject is not msg.subject:  # queued: kept with the subject its topic comes from
+                msg = Msg(subject, msg.payload, msg.reply, msg.headers)
             self._waiting.append((live, msg, False))
             return
         self._send_durable(live, msg, topic)
