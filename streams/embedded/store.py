@@ -25,7 +25,7 @@ def msg_size(subject: str, headers: dict[str, str] | None, data: bytes) -> int:
     size = 22 + len(subject) + len(data)
     if headers:
         # NATS/1.0\r\n + "k: v\r\n"... + \r\n, plus the 4-byte header length.
-        size += 12 + 4 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+        size += 16 + 4 * len(headers) + sum(map(len, headers)) + sum(map(len, headers.values()))
     return size
 
 
