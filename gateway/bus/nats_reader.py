@@ -49,13 +49,28 @@ class RawMsg(NamedTuple):
 RawHandler = Callable[[RawMsg], None]
 
 
+# Header blocks already parsed: a stream's deliveries mostly repeat a few (``Nmqtt-Pub: 1``).
+_PARSED: dict[bytes, dict[str, str]] = {}
+_PARSED_MAX = 4096
+
+
 def parse_headers(raw: bytes) -> dict[str, str]:
     """A ``NATS/1.0`` header block as a dict; an inline status becomes ``Status``/``Description``.
 
     ``NATS/1.0 503`` gives ``{"Status": "503"}``, ``NATS/1.0 408 Request
     Timeout`` adds ``"Description": "Request Timeout"``. For a name given
-    twice the last value wins.
+    twice the last value wins. Each call returns a dict of its own.
     """
+    parsed = _PARSED.get(raw)
+    if parsed is None:
+        parsed = _parse_headers(raw)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[raw] = parsed
+    return parsed.copy()
+
+
+def _parse_headers(raw: bytes) -> dict[str, str]:
     lines = raw.decode("utf-8", "replace").split("\r\n")
     out: dict[str, str] = {}
     status = lines[0][len(_HEADER_LINE) :].strip()

@@ -118,3 +118,10 @@ async def test_unrouted_sids_are_not_handed_to_the_route() -> None:
 )
 def test_parse_headers(raw: bytes, expected: dict[str, str]) -> None:
     assert parse_headers(raw) == expected
+
+
+def test_parsed_headers_are_a_dict_of_each_call() -> None:
+    raw = b"NATS/1.0\r\nNmqtt-Pub: 1\r\n\r\n"
+    first = parse_headers(raw)
+    first["changed"] = "by one subscriber"
+    assert parse_headers(raw) == {"Nmqtt-Pub": "1"}
