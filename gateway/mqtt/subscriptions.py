@@ -414,7 +414,11 @@ class Subscriptions:
                         await store.delete_consumer(name)
                 consumers = [
                     await store.create_consumer(
-                        conn.client_hash, subject, deliver, queue_group=share
+                        conn.client_hash,
+                        subject,
+                        deliver,
+                        queue_group=share,
+                        head=live.subjects[0] if share is not None else None,
                     )
                     for subject in live.subjects
                 ]

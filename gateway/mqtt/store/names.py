@@ -9,7 +9,8 @@ stream. Where jetgate differs it says so here:
 - outbound PUBREL state is a field of the session record, so there is no
   ``$MQTT_out`` stream;
 - shared subscriptions (MQTT 5) get one consumer per group and subject, named
-  and addressed from a hash of both so every member on every gateway finds it.
+  and addressed from a hash of both (and of the filter's first subject for the
+  second subject of ``a/#``) so every member on every gateway finds it.
 """
 
 from __future__ import annotations
@@ -107,13 +108,22 @@ def _group_key(group: str, subject: str) -> str:
     return hash8(group) + hash8(subject)
 
 
-def shared_consumer_name(group: str, subject: str) -> str:
-    """The durable consumer of shared group ``group`` on NATS ``subject`` (every member's)."""
-    return SHARED_CONSUMER_PREFIX + _group_key(group, subject)
+def shared_consumer_name(group: str, subject: str, head: str | None = None) -> str:
+    """The durable consumer of shared group ``group`` on NATS ``subject`` (every member's).
+
+    ``head`` is the first subject of the filter when the filter has several
+    (``a/#`` is ``a.>`` then ``a``): the consumer of ``a`` for ``$share/g/a/#``
+    is then named after both, so it is not the one of ``$share/g/a``, which is
+    another shared subscription delivering elsewhere.
+    """
+    if head is None or head == subject:
+        return SHARED_CONSUMER_PREFIX + _group_key(group, subject)
+    return f"{SHARED_CONSUMER_PREFIX}{_group_key(group, head)}_{hash8(subject)}"
 
 
 def shared_deliver_subject(group: str, subject: str) -> str:
-    """The deliver subject of that consumer; members subscribe to it with queue ``group``."""
+    """The deliver subject of a shared filter whose (first) subject is ``subject``; every
+    consumer of the filter pushes there, and members subscribe to it with queue ``group``."""
     return f"{DELIVER_PREFIX}share.{_group_key(group, subject)}"
 
 

@@ -387,6 +387,7 @@ class MqttStore:
         deliver_subject: str,
         *,
         queue_group: str | None = None,
+        head: str | None = None,
         ack_wait: float | None = None,
         max_ack_pending: int | None = None,
     ) -> str:
@@ -394,13 +395,14 @@ class MqttStore:
 
         Filter ``$MQTT.msgs.<subject>``, deliver new, ack explicit, push to
         ``deliver_subject``. Named ``<client_hash>_<nuid>``; for a shared group
-        the name is ``shared_consumer_name(group, subject)``, the deliver subject
-        must be ``shared_deliver_subject(group, subject)``, and an existing
-        consumer is reused as it is, by every member.
+        the name is ``shared_consumer_name(group, subject, head)``, the deliver
+        subject must be ``shared_deliver_subject(group, head or subject)`` (``head``:
+        the first subject of a filter with several, as ``a.>`` for ``a/#``), and
+        an existing consumer is reused as it is, by every member.
         """
         if queue_group is not None:
-            name = shared_consumer_name(queue_group, subject)
-            expected = shared_deliver_subject(queue_group, subject)
+            name = shared_consumer_name(queue_group, subject, head)
+            expected = shared_deliver_subject(queue_group, head or subject)
             if deliver_subject != expected:
                 raise StoreError(
                     f"a shared subscription must deliver to {expected!r}, not {deliver_subject!r}"

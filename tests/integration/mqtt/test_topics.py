@@ -71,6 +71,33 @@ async def test_mqtt_4_8_2_shared_subscription_delivers_each_message_to_one_membe
     assert len(await drain(plain)) == 20
 
 
+@VERSIONS
+@pytest.mark.parametrize("qos", [1, 2])
+async def test_shared_multi_level_wildcard_at_qos_1_and_2(
+    gateway: Gateway, raw: RawFactory, version: int, qos: int
+) -> None:
+    """`$share/g/jobs/#` at QoS 1/2 (two consumers, for `jobs.>` and `jobs`, one deliver
+    subject) is granted and delivers each message, on `jobs` itself too, to one member;
+    `$share/g/jobs`, another shared subscription of the same group, gets its own copy."""
+    members = [await client(raw, gateway, f"mlw{i}-{version}-{qos}", version) for i in range(2)]
+    for member in members:
+        assert await member.subscribe("$share/g/jobs/#", qos=qos) == [qos]
+    exact = await client(raw, gateway, f"mlw-exact-{version}-{qos}", version)
+    assert await exact.subscribe("$share/g/jobs", qos=qos) == [qos]
+    pub = await client(raw, gateway, f"mlw-pub-{version}-{qos}", version)
+    topics = ["jobs", "jobs/a", "jobs/a/b"]
+    for i in range(12):
+        await pub.publish(topics[i % 3], str(i).encode(), qos=1)
+    shares = [await drain(m) for m in members]
+    counted = Counter(bytes(p.payload) for share in shares for p in share)
+    assert set(counted) == {str(i).encode() for i in range(12)}
+    assert max(counted.values()) == 1, "a message went to more than one member"
+    assert all(shares), "both members must take part"
+    assert sorted(bytes(p.payload) for p in await drain(exact)) == [
+        str(i).encode() for i in range(0, 12, 3)
+    ]
+
+
 async def test_mqtt5_3_8_3_4_no_local_on_shared_subscription_is_protocol_error(
     gateway: Gateway, raw: RawFactory
 ) -> None:
