@@ -71,6 +71,11 @@ _REFUSALS: dict[int, str] = {
     ReasonCode.NOT_AUTHORIZED: "publish not permitted on this topic",
     ReasonCode.PAYLOAD_FORMAT_INVALID: "payload is not UTF-8 as its format indicator says",
 }
+# What a client refused at authentication is told (the details go to the log).
+_AUTH_REFUSALS: dict[int, str] = {
+    ReasonCode.NOT_AUTHORIZED: "not authorized",
+    ReasonCode.BAD_USER_NAME_OR_PASSWORD: "bad user name or password",
+}
 
 
 class ConnectionClosed(Exception):
@@ -371,7 +376,9 @@ class MqttConnection:
             code = ReasonCode.NOT_AUTHORIZED
             if self.session.v5 and not exc.not_authorized:
                 code = ReasonCode.BAD_USER_NAME_OR_PASSWORD
-            await self._refuse(code, exc.reason)
+            # exc.reason is for the log only: the client learns no more than the code
+            # (which user names exist, say), as NATS clients get 'Authorization Violation'.
+            await self._refuse(code, exc.reason, _AUTH_REFUSALS[code])
             raise  # unreachable: _refuse raises
 
     def _authentication_ended(self, reason: str) -> None:
@@ -382,11 +389,14 @@ class MqttConnection:
             self._flush_now()
         self.broker.spawn(self.stream.close())
 
-    async def _refuse(self, code: int, reason: str) -> None:
-        """CONNACK with a failure code, then close ([MQTT-3.2.2-5])."""
+    async def _refuse(self, code: int, reason: str, told: str | None = None) -> None:
+        """CONNACK with a failure code, then close ([MQTT-3.2.2-5]).
+
+        ``reason`` is logged, and sent as the 5.0 Reason String unless ``told`` is given.
+        """
         self.broker.count("connect_refused")
         # The codec turns the code into a 3.1.1 return code for older clients.
-        self.session.send(Connack(code, False, self.reason(reason)))
+        self.session.send(Connack(code, False, self.reason(reason if told is None else told)))
         self._graceful = True  # no Will: the connection never got going
         log.info("mqtt cid:%d: CONNECT refused (0x%02X): %s", self.cid, code, reason)
         raise ConnectionClosed

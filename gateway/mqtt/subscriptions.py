@@ -265,8 +265,15 @@ class Subscriptions:
             self._refusals.append(f"{topic_filter}: the $MQTT namespace is internal")
             return refused, None, False
         permissions = conn.identity.permissions
-        if not all(permissions.may_subscribe(s, share) for s in subjects):
-            log.info("mqtt cid:%d: Subscription Violation - %r", conn.cid, topic_filter)
+        denied = [s for s in subjects if not permissions.may_subscribe(s, share)]
+        if denied:
+            # Name the subject: that `x/#` also needs `x` beside `x.>` surprises operators.
+            log.info(
+                "mqtt cid:%d: Subscription Violation - %r (subject %s not permitted)",
+                conn.cid,
+                topic_filter,
+                ", ".join(repr(s) for s in denied),
+            )
             self._refusals.append(f"{topic_filter}: not permitted")
             return refused, None, False
         limit = self._subscription_limit()

@@ -90,6 +90,26 @@ async def test_bad_user_or_password_is_refused_on_every_listener(
     assert await mqtt_connack(gateway, 5, user, password, ws=True) == BAD_USER_NAME_OR_PASSWORD
 
 
+async def test_mqtt5_refusal_reason_string_does_not_tell_which_user_names_exist(
+    start_gateway: StartGateway,
+) -> None:
+    """The 5.0 CONNACK of a bad password and of an unknown user are the same, Reason String
+    included, as NATS clients get 'Authorization Violation' for both: the details of a refusal
+    are for the log, not for whoever is guessing user names."""
+    gateway = await start_gateway(USERS)
+    seen: list[tuple[int, str | None]] = []
+    for user in ("alice", "ghost"):
+        session = await mqtt_session(gateway, 5)
+        try:
+            connack = await session.connect(username=user, password=b"wrong")
+            await session.closed()
+        finally:
+            await session.aclose()
+        props = connack.properties
+        seen.append((connack.reason_code, props.reason_string if props else None))
+    assert seen[0] == seen[1] == (BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
+
+
 async def test_no_credentials_are_refused_when_users_exist(start_gateway: StartGateway) -> None:
     gateway = await start_gateway(USERS)
     assert REFUSED in await nats_refusal(gateway)

@@ -179,6 +179,18 @@ async def test_subscribe_rules(
     await session.disconnect()
 
 
+async def test_refused_multi_level_filter_logs_the_subject_not_permitted(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`tree/#` with only `tree.>` allowed is refused because it also subscribes `tree`
+    (as in the NATS server); the log says which subject, not just the filter."""
+    session = await mqtt_connected(gateway, 5, "tree_children", "p")
+    with caplog.at_level("INFO", logger="jetgate.mqtt"):
+        assert await session.subscribe("tree/#") == [NOT_AUTHORIZED]
+    assert "Subscription Violation - 'tree/#' (subject 'tree' not permitted)" in caplog.text
+    await session.disconnect()
+
+
 @pytest.mark.parametrize("version", [4, 5])
 async def test_wildcard_over_a_denied_subject_skips_its_messages(
     gateway: Gateway, admin: Client, version: int
