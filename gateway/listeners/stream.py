@@ -19,6 +19,10 @@ class ByteStream(abc.ABC):
     """
 
     info: ConnInfo
+    #: Set by a protocol session that can say why it ends (MQTT 5.0: DISCONNECT 0x87):
+    #: called instead of ``close`` when the client's credentials stop being valid
+    #: mid-connection (its TLS certificate revoked, say), with the reason.
+    on_revoked: Callable[[str], None] | None = None
 
     @abc.abstractmethod
     async def read(self) -> bytes:

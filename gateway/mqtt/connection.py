@@ -255,6 +255,7 @@ class MqttConnection:
                 log.warning("mqtt cid:%d: %s", self.cid, exc)
                 await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(exc))
         self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
+        self.stream.on_revoked = self._authentication_ended
         self.payload_limit = self.identity.limits.payload
         will = packet.will
         if will is not None:
@@ -382,7 +383,8 @@ class MqttConnection:
             raise  # unreachable: _refuse raises
 
     def _authentication_ended(self, reason: str) -> None:
-        """Operator mode: the user expired or was revoked: close (the Will is sent)."""
+        """The user expired or was revoked (operator mode), or its TLS certificate was:
+        5.0 DISCONNECT 0x87, then close (the Will is sent)."""
         log.info("mqtt cid:%d %r: closing: %s", self.cid, self.client_id, reason)
         if self.session.v5 and self.session.state is State.CONNECTED:
             self.session.send(Disconnect(ReasonCode.NOT_AUTHORIZED, self.reason(reason)))
@@ -626,6 +628,7 @@ class MqttConnection:
         """Release subscriptions, publish or schedule the Will, keep or end the session."""
         if self._unwatch is not None:
             self._unwatch()
+        self.stream.on_revoked = None
         self.session.close()
         self._flush_now()
         if self._reason_sent:

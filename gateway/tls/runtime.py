@@ -193,6 +193,9 @@ class TLSRuntime:
                 closing.extend(listener.recheck())
         loop = asyncio.get_running_loop()
         for stream in closing:
+            if stream.on_revoked is not None:
+                stream.on_revoked("client certificate no longer accepted")  # it closes
+                continue
             task = loop.create_task(stream.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

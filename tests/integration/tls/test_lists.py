@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.mqtt.packets import Disconnect
 from gateway.tls import handshake
 from gateway.tls.certs import public_key_pin
 from tests.integration.mqtt.helpers import TcpSession
@@ -114,3 +115,16 @@ async def test_a_certificate_revoked_while_connected_ends_its_connection(
     revoked_file.write_text("")
     await until(lambda: len(gateway.tls.mqtt.policy.revoked) == 0)  # type: ignore[union-attr]
     assert await accepted(tls_session, port, pki, "dn")
+
+
+async def test_a_5_0_client_whose_certificate_is_revoked_gets_disconnect_0x87(
+    start_gateway: StartGateway, pki: Pki, tls_session: OpenTls, tmp_path: Path
+) -> None:
+    revoked_file = tmp_path / "revoked.txt"
+    revoked_file.write_text("# nothing revoked yet\n")
+    gateway = await start_gateway(mqtt=tls_block(pki, f', revoked: ["{revoked_file}"]'))
+    victim = await tls_session(gateway.mqtt.port, pki.client_context("dn"), version=5)  # type: ignore[union-attr]
+    assert (await victim.connect("victim5")).reason_code == 0
+    revoked_file.write_text(f"{pki.clients['dn'].fingerprint}\n")
+    seen = await victim.closed(timeout=5)
+    assert [p.reason_code for p in seen if isinstance(p, Disconnect)] == [0x87]
