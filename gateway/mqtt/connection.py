@@ -96,7 +96,9 @@ class MqttConnection:
         self._broker_for = broker_for
         self.options = broker.options
         self.cid = stream.info.id
-        self.session = MqttSession(max_packet_size=self.options.max_payload)
+        # max_payload bounds the payload, as in the NATS server; the packet may be as
+        # much larger as a NATS control line (topic and properties).
+        self.session = MqttSession(max_packet_size=self.max_packet_size)
         self.client_id = ""
         self.client_hash = ""
         self.identity: Identity = ANONYMOUS
@@ -256,13 +258,16 @@ class MqttConnection:
                 await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(exc))
         self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
         self.stream.on_revoked = self._authentication_ended
-        self.payload_limit = self.identity.limits.payload
+        user_limit = self.identity.limits.payload
+        self.payload_limit = (
+            self.options.max_payload
+            if user_limit is None
+            else min(user_limit, self.options.max_payload)
+        )
         will = packet.will
         if will is not None:
             if self.payload_limit is not None and len(will.payload) > self.payload_limit:
-                await self._refuse(
-                    ReasonCode.PACKET_TOO_LARGE, "will payload over the user's limit"
-                )
+                await self._refuse(ReasonCode.PACKET_TOO_LARGE, "will payload over the limit")
             if will.qos == 2 and self.options.mqtt.reject_qos2_publish:
                 await self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will at QoS 2")
             if is_internal_subject(topic_to_subject(will.topic)):
@@ -338,7 +343,7 @@ class MqttConnection:
         session = self.session
         props = Properties(
             topic_alias_maximum=session.topic_alias_maximum,
-            maximum_packet_size=self.options.max_payload,
+            maximum_packet_size=self.max_packet_size,
             retain_available=1,
             wildcard_subscription_available=1,
             subscription_identifier_available=1,
@@ -381,6 +386,11 @@ class MqttConnection:
             # (which user names exist, say), as NATS clients get 'Authorization Violation'.
             await self._refuse(code, exc.reason, _AUTH_REFUSALS[code])
             raise  # unreachable: _refuse raises
+
+    @property
+    def max_packet_size(self) -> int:
+        """The largest packet accepted (and announced to 5.0 clients)."""
+        return self.options.max_payload + self.options.max_control_line
 
     def _authentication_ended(self, reason: str) -> None:
         """The user expired or was revoked (operator mode), or its TLS certificate was:
@@ -484,7 +494,7 @@ class MqttConnection:
         """As the NATS server's Maximum Payload Violation: the connection ends (5.0: 0x95)."""
         raise MQTTError(
             ReasonCode.PACKET_TOO_LARGE,
-            f"payload of {size} bytes over the user's limit of {self.payload_limit}",
+            f"payload of {size} bytes over the limit of {self.payload_limit}",
         )
 
     def _publish_bare(self, run: BarePublishes) -> None:

@@ -170,7 +170,7 @@ async def test_mqtt_3_2_2_15_packet_over_max_payload_closes_connection(
     connack = await session.connect("big-sender")
     if version == 5:
         size = connack.properties.maximum_packet_size
-        assert size is not None and size <= 2048 + 64, "CONNACK must announce the packet limit"
+        assert size is not None and size <= 2048 + 4096, "CONNACK must announce the packet limit"
     session.send(Publish("big/t", b"x" * 4096))
     seen = await session.closed()
     if version == 5:
@@ -184,13 +184,33 @@ async def test_mqtt_3_2_2_15_packet_over_max_payload_closes_connection(
     assert bytes((await bystander.expect(Publish)).payload) == b"small"
 
 
+@VERSIONS
+async def test_max_payload_bounds_the_payload_as_in_the_nats_server(
+    gateway_factory: GatewayFactory, raw: RawFactory, version: int
+) -> None:
+    """A payload of exactly ``max_payload`` bytes passes (the topic does not count against it);
+    one byte more ends the connection (5.0: 0x95), as the NATS server's Maximum Payload."""
+    gateway = await gateway_factory("max_payload: 2048\n")
+    subscriber = await raw(gateway, version)
+    await subscriber.connect("limit-sub")
+    assert await subscriber.subscribe("limit/#", qos=1) == [1]
+    sender = await raw(gateway, version)
+    await sender.connect("limit-sender")
+    await sender.publish("limit/" + "t" * 200, b"x" * 2048, qos=1)
+    assert len((await subscriber.expect(Publish)).payload) == 2048
+    sender.send(Publish("limit/t", b"x" * 2049, qos=1, packet_id=9))
+    seen = await sender.closed()
+    if version == 5:
+        assert [p.reason_code for p in seen if isinstance(p, Disconnect)] == [0x95]
+
+
 async def test_mqtt5_3_1_2_connect_over_max_payload_is_refused(
     gateway_factory: GatewayFactory, raw: RawFactory
 ) -> None:
     """A CONNECT larger than the limit is refused (0x95 if a CONNACK is sent) and closed."""
     gateway = await gateway_factory("max_payload: 1024\n")
     session = await raw(gateway, 5)
-    session.send(Connect("huge", protocol_level=5, username="u", password=b"p" * 4000))
+    session.send(Connect("huge", protocol_level=5, username="u", password=b"p" * 8000))
     seen = await session.closed()
     codes = [p.reason_code for p in seen if isinstance(p, Connack)]
     assert codes in ([], [0x95])
