@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 from nats.aio.client import Client as NATS
@@ -49,11 +50,6 @@ class RawMsg(NamedTuple):
 RawHandler = Callable[[RawMsg], None]
 
 
-# Header blocks already parsed: a stream's deliveries mostly repeat a few (``Nmqtt-Pub: 1``).
-_PARSED: dict[bytes, dict[str, str]] = {}
-_PARSED_MAX = 4096
-
-
 def parse_headers(raw: bytes) -> dict[str, str]:
     """A ``NATS/1.0`` header block as a dict; an inline status becomes ``Status``/``Description``.
 
@@ -61,13 +57,13 @@ def parse_headers(raw: bytes) -> dict[str, str]:
     Timeout`` adds ``"Description": "Request Timeout"``. For a name given
     twice the last value wins. Each call returns a dict of its own.
     """
-    parsed = _PARSED.get(raw)
-    if parsed is None:
-        parsed = _parse_headers(raw)
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[raw] = parsed
-    return parsed.copy()
+    # Cached: a stream's deliveries mostly repeat a few blocks (``Nmqtt-Pub: 1``).
+    return _parsed_block(raw).copy()
+
+
+@lru_cache(maxsize=4096)
+def _parsed_block(raw: bytes) -> dict[str, str]:
+    return _parse_headers(raw)
 
 
 def _parse_headers(raw: bytes) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from gateway.bus.api import BusError
 from gateway.joins import interleave
@@ -46,21 +47,15 @@ class PayloadTooLarge(BusError, ValueError):
     """
 
 
-# Header blocks already encoded: a stream's messages mostly repeat a few (``Nmqtt-Pub: 1``).
-_BLOCKS: dict[tuple[tuple[str, str], ...], bytes] = {}
-_BLOCKS_MAX = 4096
-
-
 def encode_headers(headers: Mapping[str, str]) -> bytes:
     """The ``NATS/1.0`` header block (ending in an empty line) for ``headers``."""
-    key = tuple(headers.items())
-    block = _BLOCKS.get(key)
-    if block is None:
-        block = _encode_headers(headers)
-        if len(_BLOCKS) >= _BLOCKS_MAX:
-            _BLOCKS.clear()
-        _BLOCKS[key] = block
-    return block
+    # Cached: a stream's messages mostly repeat a few blocks (``Nmqtt-Pub: 1``).
+    return _encoded_block(tuple(headers.items()))
+
+
+@lru_cache(maxsize=4096)
+def _encoded_block(items: tuple[tuple[str, str], ...]) -> bytes:
+    return _encode_headers(dict(items))
 
 
 def _encode_headers(headers: Mapping[str, str]) -> bytes:
