@@ -44,6 +44,7 @@ class TlsLayer:
         #: The peer sent close_notify: no plaintext follows.
         self.finished = False
         self._arrived: list[bytes] = []
+        self._unsent: list[bytes] = []
         self._raw_eof = False
         self._wakeup: asyncio.Future[None] | None = None
         self._notified = False
@@ -72,8 +73,11 @@ class TlsLayer:
             except ssl.SSLError:
                 self._flush()  # the alert tells the client why
                 raise
-            self._flush()
             self.handshaking = False
+            if self._unsent:
+                self.ssl_object.write(b"".join(self._unsent))
+                self._unsent.clear()
+            self._flush()
             self._take_arrived()  # records that came right behind the handshake
             return
 
@@ -99,7 +103,11 @@ class TlsLayer:
         return self._decrypt() if self._incoming.pending else b""
 
     def send(self, data: bytes) -> None:
-        """Encrypt ``data`` and hand the records to the socket."""
+        """Encrypt ``data`` and hand the records to the socket (after the handshake, if
+        it is still going on)."""
+        if self.handshaking:
+            self._unsent.append(data)
+            return
         self.ssl_object.write(data)
         self._flush()
 

@@ -208,3 +208,13 @@ async def test_nothing_is_sent_or_read_before_the_first_bytes(pki: Pki) -> None:
         await task
     server.layer.close_notify()  # still handshaking: nothing to say
     assert server.sent == []
+
+
+async def test_what_is_sent_during_the_handshake_follows_it(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    server.layer.send(b"INFO early")  # before any byte of the handshake
+    assert server.sent == []
+    await handshake(client, server)
+    client.receive(server.take())
+    assert client.plaintext() == b"INFO early"
