@@ -35,7 +35,6 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from gateway.bus.nats_outbox import NatsOutbox
 from gateway.bus.nats_reader import RawMsg
 from gateway.bus.nats_reader import install as install_reader
-from gateway.bus.subjects import InvalidSubject, validate_subject
 from gateway.bus.upstream_wire import InvalidHeader, PayloadTooLarge, pub_command
 from streams.errors import (
     BadRequest,
@@ -111,6 +110,7 @@ class Pipeline:
     def publish(
         self, subject: str, payload: bytes, headers: Mapping[str, str] | None
     ) -> asyncio.Future[PubAck]:
+        """Publish on ``subject`` (already validated by ``JetStreamLog.publish_async``)."""
         fut: asyncio.Future[PubAck] = self._loop.create_future()
         if self._closed:
             fut.set_exception(LogClosed("log closed"))
@@ -132,20 +132,19 @@ class Pipeline:
         reply: str,
         headers: Mapping[str, str] | None,
         tag: _Pending | int | None,
-        checked: bool = False,
     ) -> None:
+        """Write one PUB; ``subject`` was checked by the caller (``JetStreamLog`` or the
+        ack methods)."""
         nc = self._nc
         if nc.is_closed or nc.is_draining_pubs:
             self._fail(tag, LogClosed("connection closed"))
             return
         try:
-            if not checked:
-                validate_subject(subject)
             cmd = pub_command(subject, reply, payload, headers, nc._max_payload)
         except PayloadTooLarge:
             self._fail(tag, MessageTooLarge("payload exceeds the server's max_payload"))
             return
-        except (InvalidSubject, InvalidHeader) as exc:
+        except InvalidHeader as exc:
             self._fail(tag, BadRequest(f"cannot publish on {subject!r}: {exc}"))
             return
         if not self._outbox.send(cmd, 1, len(payload)):
@@ -220,14 +219,14 @@ class Pipeline:
         n = self._ack_next
         self._ack_next = n + 1
         self._acks[n] = self._loop.time()
-        self._send(reply, body, f"{self._prefix}a{n}", None, n, checked=True)
+        self._send(reply, body, f"{self._prefix}a{n}", None, n)
 
     def ack_nowait(self, reply: str, body: bytes) -> None:
         """Send an ack kind to a delivery's reply subject, with no answer asked for."""
         if self._closed:
             raise LogClosed("log closed")
         _check_ack_subject(reply)
-        self._send(reply, body, "", None, None, checked=True)
+        self._send(reply, body, "", None, None)
 
     async def settle(self, timeout: float = 2.0) -> None:
         """Wait until the server has processed every ack sent so far (at most ``timeout``).
