@@ -18,6 +18,7 @@ from conf import ConfigError
 from gateway import __version__
 from gateway.auth.check import check_operator
 from gateway.auth.operator import OperatorError
+from gateway.build_info import message_path
 from gateway.gc_tuning import tune_gc
 from gateway.options import Options, load_options
 from gateway.server import Gateway, GatewayError
@@ -124,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     source = args.config or "built-in defaults"
     log.info(
-        "jetgate %s: configuration loaded from %s (%s mode)", __version__, source, options.mode
+        "jetgate %s: configuration loaded from %s (%s mode, %s message path)",
+        __version__,
+        source,
+        options.mode,
+        message_path(),
     )
     try:
         asyncio.run(serve(options))

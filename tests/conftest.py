@@ -15,6 +15,16 @@ import pytest
 NATS_SERVER = Path(sys.executable).parent / "nats-server"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test compiled modules older than their sources (they would shadow them)."""
+    from gateway.build_info import stale_extensions
+
+    stale = stale_extensions()
+    if stale:
+        names = ", ".join(str(path.name) for path in stale[:3])
+        pytest.exit(f"compiled modules older than their sources ({names}): run make test", 2)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -332,11 +332,14 @@ class UpstreamBus(Bus):
         )
         kwargs.update(nats_options)
         nc = await _connect(options, dict(kwargs, no_echo=True))
+        refused: UpstreamConnectError | None = None
         try:
             qnc = await _connect(options, dict(kwargs, name=f"{name}-queues"))
-        except UpstreamConnectError:
+        except UpstreamConnectError as exc:
+            refused = exc
+        if refused is not None:
             await nc.close()
-            raise
+            raise refused
         for conn in (nc, qnc):
             conn.options["max_reconnect_attempts"] = max_reconnect_attempts
         return cls(nc, queue_nc=qnc, own_connection=True, js_domain=options.js_domain)

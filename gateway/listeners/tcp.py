@@ -338,13 +338,19 @@ class TcpListener:
             await stream.close()
             return
         info = stream.info
+        error: BaseException | None = None
         try:
             await self._handler(stream)
         except Exception:
             # A session bug must not take the listener down; it is logged once here.
             log.exception("cid:%d: connection handler failed", info.id)
-        finally:
-            await stream.close()
+        except BaseException as exc:  # cancelled: re-raised once the stream is closed
+            error = exc
+        # No await in except/finally blocks: compiled (mypyc) coroutines would leave
+        # their exception visible to other tasks while suspended there.
+        await stream.close()
+        if error is not None:
+            raise error
 
     async def _wants_tls(self, stream: TcpStream) -> bool:
         """Whether to do TLS now: always, or with a fallback when the client spoke first.

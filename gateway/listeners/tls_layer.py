@@ -19,12 +19,10 @@ import contextlib
 import ssl
 from collections.abc import Callable
 
+from gateway.tls.errors import TlsClosedError
+
 #: Plaintext taken from the TLS object per call (a TLS record holds at most 16 KiB).
 RECORD_PLAINTEXT = 17 * 1024
-
-
-class TlsClosedError(ConnectionResetError):
-    """The client closed its connection before the handshake finished."""
 
 
 class TlsLayer:

@@ -327,13 +327,19 @@ class WebSocketListener:
             headers=MappingProxyType({k.lower(): v for k, v in headers.raw_items()}),
         )
         stream = WebSocketStream(connection, info)
+        error: BaseException | None = None
         try:
             await self._handler(stream)
         except Exception:
             # A session bug must not take the listener down; it is logged once here.
             log.exception("cid:%d: connection handler failed", info.id)
-        finally:
-            await stream.close()
+        except BaseException as exc:  # cancelled: re-raised once the stream is closed
+            error = exc
+        # No await in except/finally blocks: compiled (mypyc) coroutines would leave
+        # their exception visible to other tasks while suspended there.
+        await stream.close()
+        if error is not None:
+            raise error
 
 
 def _origin_key(origin: str) -> tuple[str, str, int]:

@@ -122,6 +122,7 @@ class MqttConnection:
         self._routes: dict[str, str] = {}
         """Topic -> subject ("" if refused) for bare QoS 0 publishes: the identity is fixed."""
         self._unwatch: Callable[[], None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
 
     # -- the read loop -------------------------------------------------------
 
@@ -130,36 +131,47 @@ class MqttConnection:
         deadline = asyncio.get_running_loop().call_later(
             self._connect_timeout(), self._connect_timed_out
         )
-        keepalive: asyncio.Task[None] | None = None
+        # No await in except/finally blocks here: compiled (mypyc) coroutines would
+        # leave their exception visible to other tasks while suspended there.
+        error: BaseException | None = None
         try:
-            while True:
-                data = await self.stream.read()
-                if not data:
-                    break
-                self._last_read = time.monotonic()
-                try:
-                    await self._handle(self.session.receive_grouped(data))
-                except MQTTError as exc:
-                    await self._protocol_failure(await self._handle_preceding(exc))
-                    break
-                self.broker.bus.run_pending()  # deliveries in this turn, not the next
-                if keepalive is None and self.session.state is State.CONNECTED:
-                    deadline.cancel()
-                    if self._keep_alive:
-                        keepalive = asyncio.create_task(self._watch_keepalive())
-                self._flush_now()
-                if self.stream.buffered() > self.options.max_pending:
-                    await self.stream.drain()
+            await self._serve(deadline)
         except ConnectionClosed:
             pass
         except StoreError as exc:
             # The NATS server closes the client when the log fails it; so do we.
             log.warning("mqtt cid:%d %r: store failure, closing: %s", self.cid, self.client_id, exc)
-        finally:
-            deadline.cancel()
-            if keepalive is not None:
-                keepalive.cancel()
-            await self._end()
+        except BaseException as exc:  # cancelled, or a bug: re-raised once the connection ends
+            error = exc
+        deadline.cancel()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        await self._end()
+        if error is not None:
+            raise error
+
+    async def _serve(self, deadline: asyncio.TimerHandle) -> None:
+        while True:
+            data = await self.stream.read()
+            if not data:
+                return
+            self._last_read = time.monotonic()
+            failure: MQTTError | None = None
+            try:
+                await self._handle(self.session.receive_grouped(data))
+            except MQTTError as exc:
+                failure = exc
+            if failure is not None:
+                await self._protocol_failure(await self._handle_preceding(failure))
+                return
+            self.broker.bus.run_pending()  # deliveries in this turn, not the next
+            if self._keepalive_task is None and self.session.state is State.CONNECTED:
+                deadline.cancel()
+                if self._keep_alive:
+                    self._keepalive_task = asyncio.create_task(self._watch_keepalive())
+            self._flush_now()
+            if self.stream.buffered() > self.options.max_pending:
+                await self.stream.drain()
 
     async def _handle_preceding(self, failure: MQTTError) -> MQTTError:
         """Act on the packets that came before ``failure`` in its read; the error to close with.
@@ -203,6 +215,7 @@ class MqttConnection:
             elif isinstance(packet, Unsubscribe):
                 await self.subs.unsubscribe(packet)
             elif isinstance(packet, Connect):
+                unavailable = False
                 try:
                     await self._on_connect(packet)
                 except StoreError as exc:
@@ -212,6 +225,8 @@ class MqttConnection:
                         if self.session.v5:
                             self.session.send(Disconnect(ReasonCode.SERVER_UNAVAILABLE))
                         raise ConnectionClosed from None
+                    unavailable = True
+                if unavailable:
                     await self._refuse(ReasonCode.SERVER_UNAVAILABLE, "session store unavailable")
                 await self._handle(self.session.resume())
             elif isinstance(packet, Pingreq):
@@ -251,11 +266,14 @@ class MqttConnection:
             assigned = True
         self.identity = await self._authenticate(packet)
         if self._broker_for is not None:
+            missing: AccountUnavailable | None = None
             try:
                 self.broker = await self._broker_for(self.identity.account)  # account isolation
             except AccountUnavailable as exc:
                 log.warning("mqtt cid:%d: %s", self.cid, exc)
-                await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(exc))
+                missing = exc
+            if missing is not None:
+                await self._refuse(ReasonCode.SERVER_UNAVAILABLE, str(missing))
         self._unwatch = self.broker.users.watch(self.identity, self._authentication_ended)
         self.stream.on_revoked = self._authentication_ended
         user_limit = self.identity.limits.payload
@@ -284,11 +302,14 @@ class MqttConnection:
         await broker.claim_local(client_id)  # [MQTT-3.1.4-3]
         broker.cancel_will(client_id)
         broker.cancel_expiry(client_id)
+        collision = False
         try:
             record = await broker.store.load_session(client_id)
             if record is not None and await broker.claim_remote(record):
                 record = await broker.store.load_session(client_id)
         except SessionCollision:
+            collision = True
+        if collision:
             await self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id hash collision")
         present = False
         if record is not None:
@@ -362,6 +383,8 @@ class MqttConnection:
             try:
                 password = packet.password.decode("utf-8")
             except UnicodeDecodeError:
+                password = None
+            if password is None:
                 await self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "password not UTF-8")
         credentials = Credentials(
             username=packet.username,
@@ -378,14 +401,15 @@ class MqttConnection:
                 certificate=info.peer_certificate,
             )
         except AuthenticationFailed as exc:
-            log.warning("mqtt cid:%d: authentication error - %s", self.cid, exc.reason)
-            code = ReasonCode.NOT_AUTHORIZED
-            if self.session.v5 and not exc.not_authorized:
-                code = ReasonCode.BAD_USER_NAME_OR_PASSWORD
-            # exc.reason is for the log only: the client learns no more than the code
-            # (which user names exist, say), as NATS clients get 'Authorization Violation'.
-            await self._refuse(code, exc.reason, _AUTH_REFUSALS[code])
-            raise  # unreachable: _refuse raises
+            failed = exc
+        log.warning("mqtt cid:%d: authentication error - %s", self.cid, failed.reason)
+        code = ReasonCode.NOT_AUTHORIZED
+        if self.session.v5 and not failed.not_authorized:
+            code = ReasonCode.BAD_USER_NAME_OR_PASSWORD
+        # failed.reason is for the log only: the client learns no more than the code
+        # (which user names exist, say), as NATS clients get 'Authorization Violation'.
+        await self._refuse(code, failed.reason, _AUTH_REFUSALS[code])
+        raise failed  # unreachable: _refuse raises
 
     @property
     def max_packet_size(self) -> int:

@@ -181,27 +181,36 @@ class NatsConnection:
             asyncio.create_task(self._auth_deadline()),
             asyncio.create_task(self._keepalive()),
         ]
+        # No await in except/finally blocks: compiled (mypyc) coroutines would leave
+        # their exception visible to other tasks while suspended there.
+        error: BaseException | None = None
         try:
-            while not self._closing:
-                data = await self.stream.read()
-                if not data:
-                    break
-                if self._turn is not None:
-                    await self._turn  # a read handed over earlier finishes first
-                    self._turn = None
-                await self._process(self.session.receive_data(data))
-                if self.stream.buffered() > self.options.max_pending:
-                    await self.stream.drain()
-        finally:
-            self.stream.set_sync_reader(None)
-            for timer in timers:
-                timer.cancel()
-            turn = self._turn
-            if turn is not None and not turn.done():
-                # What the client sent before it left is still carried out (bounded).
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError, BusError):
-                    await asyncio.wait_for(turn, _TURN_DEADLINE)
-            await self._release()
+            await self._serve()
+        except BaseException as exc:  # re-raised once the connection is released
+            error = exc
+        self.stream.set_sync_reader(None)
+        for timer in timers:
+            timer.cancel()
+        turn = self._turn
+        if turn is not None and not turn.done():
+            # What the client sent before it left is still carried out (bounded).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, BusError):
+                await asyncio.wait_for(turn, _TURN_DEADLINE)
+        await self._release()
+        if error is not None:
+            raise error
+
+    async def _serve(self) -> None:
+        while not self._closing:
+            data = await self.stream.read()
+            if not data:
+                return
+            if self._turn is not None:
+                await self._turn  # a read handed over earlier finishes first
+                self._turn = None
+            await self._process(self.session.receive_data(data))
+            if self.stream.buffered() > self.options.max_pending:
+                await self.stream.drain()
 
     async def _process(self, events: list[Event], published: bool = False) -> None:
         """Carry out the events of one read, then answer."""

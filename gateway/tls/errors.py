@@ -9,3 +9,7 @@ class TLSError(Exception):
 
 class CertificateAuthorityError(TLSError):
     """The built-in CA cannot do what was asked (no CA yet, unknown certificate, bad name)."""
+
+
+class TlsClosedError(ConnectionResetError):
+    """The client closed its connection before the TLS handshake finished."""

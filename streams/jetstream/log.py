@@ -136,9 +136,9 @@ class JetStreamLog(Log):
         timeout: float = 5.0,
     ) -> JetStreamLog:
         """A Log on an open nats-py connection that the caller keeps owning."""
-        self = cls(nc, bus=bus, domain=domain, api_prefix=api_prefix, timeout=timeout)
-        await self._pipeline.start()
-        return self
+        log = cls(nc, bus=bus, domain=domain, api_prefix=api_prefix, timeout=timeout)
+        await log._pipeline.start()
+        return log
 
     @classmethod
     async def connect(
@@ -148,16 +148,16 @@ class JetStreamLog(Log):
         domain: str | None = None,
         api_prefix: str | None = None,
         timeout: float = 5.0,
-        **options: Any,
+        **nats_options: Any,
     ) -> JetStreamLog:
-        """Connect to NATS (``options`` go to ``nats.connect``) and return a Log owning it."""
+        """Connect to NATS (``nats_options`` go to ``nats.connect``) and return a Log owning it."""
         try:
-            nc = await nats.connect(servers, **options)
+            nc = await nats.connect(servers, **nats_options)
         except (OSError, nats.errors.Error) as exc:
             raise LogClosed(f"cannot connect to NATS at {servers}: {exc}") from exc
-        self = cls(nc, domain=domain, api_prefix=api_prefix, timeout=timeout, own_connection=True)
-        await self._pipeline.start()
-        return self
+        log = cls(nc, domain=domain, api_prefix=api_prefix, timeout=timeout, own_connection=True)
+        await log._pipeline.start()
+        return log
 
     @property
     def bus(self) -> Bus:

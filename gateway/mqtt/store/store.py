@@ -90,6 +90,7 @@ from streams.types import (
     DiscardPolicy,
     PubAck,
     RetentionPolicy,
+    StoredMsg,
     StreamConfig,
     parse_ack,
 )
@@ -233,10 +234,12 @@ class MqttStore:
         try:
             await asyncio.wait_for(self._loaded.wait(), self._load_timeout)
         except TimeoutError:
+            loaded = False
+        else:
+            loaded = True
+        if not loaded:
             await self._stop_loader()
-            raise StoreTimeout(
-                f"retained messages not loaded within {self._load_timeout}s"
-            ) from None
+            raise StoreTimeout(f"retained messages not loaded within {self._load_timeout}s")
         if self._check_interval > 0:
             self._checker = asyncio.create_task(self._check_loader())
         self._started = True
@@ -256,6 +259,7 @@ class MqttStore:
         subject = DELIVER_PREFIX + nuid()
         name = f"{RETAINED_STREAM}_{nuid()}"
         bus = self._log.bus
+        error: BaseException | None = None
         try:
             with _log_errors("starting the retained loader"):
                 self._loader_sub = await bus.subscribe(subject, callback=self._on_retained)
@@ -271,9 +275,11 @@ class MqttStore:
                         inactive_threshold=_LOADER_INACTIVE,
                     ),
                 )
-        except BaseException:
+        except BaseException as exc:  # re-raised once the loader is stopped
+            error = exc
+        if error is not None:
             await self._stop_loader()
-            raise
+            raise error
         self._loader_name = info.name
         # Nothing pending and nothing delivered: the stream is empty. Otherwise the
         # delivery that reports num_pending == 0 sets the event.
@@ -472,14 +478,17 @@ class MqttStore:
                 return name
             except ConsumerNameInUse:
                 pass
+            refused: LogError | None = None
             try:
                 await self._log.update_consumer(MSGS_STREAM, config)
-            except ConsumerNotFound:
-                await self._log.add_consumer(MSGS_STREAM, config)
             except LogError as exc:
                 if isinstance(exc, LogTimeout):
                     raise
-                logger.info("session consumer %s: re-created (%s)", name, exc)
+                refused = exc
+            if isinstance(refused, ConsumerNotFound):
+                await self._log.add_consumer(MSGS_STREAM, config)
+            elif refused is not None:
+                logger.info("session consumer %s: re-created (%s)", name, refused)
                 with contextlib.suppress(ConsumerNotFound):
                     await self._log.delete_consumer(MSGS_STREAM, name)
                 await self._log.add_consumer(MSGS_STREAM, config)
@@ -564,12 +573,16 @@ class MqttStore:
         headers = {HDR_EXPECTED_LAST_SUBJECT_SEQ: str(record.revision)}
         with _log_errors(f"saving session of {record.client_id!r}"):
             try:
-                ack = await self._log.publish(subject, encode_session(record), headers)
+                ack: PubAck | None = await self._log.publish(
+                    subject, encode_session(record), headers
+                )
             except WrongLastSequence:
-                await self.load_session(record.client_id)  # SessionCollision if not ours
-                raise SessionConflict(
-                    f"session of {record.client_id!r} changed since revision {record.revision}"
-                ) from None
+                ack = None
+        if ack is None:
+            await self.load_session(record.client_id)  # SessionCollision if not ours
+            raise SessionConflict(
+                f"session of {record.client_id!r} changed since revision {record.revision}"
+            )
         return dataclasses.replace(record, revision=ack.seq)
 
     async def delete_session(self, client_id: str, *, revision: int | None = None) -> None:
@@ -581,29 +594,12 @@ class MqttStore:
         Consumers of shared groups belong to the group and are kept.
         """
         subject = self._session_subject(client_id)
-        while True:
+        msg: StoredMsg | None = None
+        deleted = False
+        while not deleted:
             with _log_errors(f"deleting session of {client_id!r}"):
-                try:
-                    msg = await self._log.get_last_msg(SESSIONS_STREAM, subject)
-                except MessageNotFound:
-                    msg = None
-                if msg is None:
-                    if revision:
-                        raise SessionConflict(f"session of {client_id!r} is gone")
-                    break
-                owner = session_client_id(msg.data)
-                if owner is not None and owner != client_id:
-                    raise SessionCollision(f"client id {client_id!r} collides with {owner!r}")
-                if revision is not None and msg.seq != revision:
-                    raise SessionConflict(
-                        f"session of {client_id!r} is at revision {msg.seq}, not {revision}"
-                    )
-                try:
-                    await self._log.delete_msg(SESSIONS_STREAM, msg.seq)
-                except MessageNotFound:
-                    if revision is not None:
-                        raise SessionConflict(f"session of {client_id!r} changed") from None
-                    continue  # saved meanwhile: delete the newer one
+                msg, deleted = await self._delete_newest_record(client_id, subject, revision)
+        if msg is not None:
             try:
                 record: SessionRecord | None = decode_session(msg.data, msg.seq)
             except StoreError:
@@ -614,8 +610,35 @@ class MqttStore:
                     for name in sub.consumers:
                         if not is_shared_consumer(name):
                             await self.delete_consumer(name)
-            break
         await self.drop_qos2(hash8(client_id))
+
+    async def _delete_newest_record(
+        self, client_id: str, subject: str, revision: int | None
+    ) -> tuple[StoredMsg | None, bool]:
+        """Delete the newest session record: (it, True), (None, True) when there is none.
+
+        (None, False) when a newer record was saved meanwhile, to be deleted in turn.
+        """
+        try:
+            msg = await self._log.get_last_msg(SESSIONS_STREAM, subject)
+        except MessageNotFound:
+            if revision:
+                raise SessionConflict(f"session of {client_id!r} is gone") from None
+            return None, True
+        owner = session_client_id(msg.data)
+        if owner is not None and owner != client_id:
+            raise SessionCollision(f"client id {client_id!r} collides with {owner!r}")
+        if revision is not None and msg.seq != revision:
+            raise SessionConflict(
+                f"session of {client_id!r} is at revision {msg.seq}, not {revision}"
+            )
+        try:
+            await self._log.delete_msg(SESSIONS_STREAM, msg.seq)
+        except MessageNotFound:
+            if revision is not None:
+                raise SessionConflict(f"session of {client_id!r} changed") from None
+            return None, False
+        return msg, True
 
     async def sessions(self) -> list[SessionRecord]:
         """Every stored session record (a scan of the sessions stream); unreadable ones skipped."""
@@ -639,6 +662,8 @@ class MqttStore:
         subject = DELIVER_PREFIX + nuid()
         bus = self._log.bus
         name: str | None = None
+        timed_out = False
+        error: BaseException | None = None
         with _log_errors("listing sessions"):
             sub = await bus.subscribe(subject, callback=on_msg)
             try:
@@ -660,14 +685,17 @@ class MqttStore:
                 try:
                     await asyncio.wait_for(done.wait(), self._load_timeout)
                 except TimeoutError:
-                    raise StoreTimeout(
-                        f"sessions not listed within {self._load_timeout}s"
-                    ) from None
-            finally:
-                await sub.unsubscribe()
-                if name is not None:
-                    with contextlib.suppress(LogError):
-                        await self._log.delete_consumer(SESSIONS_STREAM, name)
+                    timed_out = True
+            except BaseException as exc:  # re-raised once the subscription and consumer are gone
+                error = exc
+            await sub.unsubscribe()
+            if name is not None:
+                with contextlib.suppress(LogError):
+                    await self._log.delete_consumer(SESSIONS_STREAM, name)
+            if error is not None:
+                raise error
+        if timed_out:
+            raise StoreTimeout(f"sessions not listed within {self._load_timeout}s")
         return found
 
     async def expired_sessions(self, now: float) -> list[SessionRecord]:

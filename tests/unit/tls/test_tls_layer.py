@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.listeners.tls_layer import TlsClosedError, TlsLayer
+from gateway.listeners.tls_layer import TlsLayer
+from gateway.tls.errors import TlsClosedError
 from tests.integration.tls.pki import Pki, make_pki
 
 
