@@ -29,6 +29,8 @@ COMPILED = [
     "gateway/bus/upstream.py",
     "gateway/bus/upstream_wire.py",
     "gateway/joins.py",
+    "gateway/listeners/stream.py",
+    "gateway/listeners/tcp.py",
     "gateway/listeners/tls_layer.py",
     "gateway/mqtt/codec.py",
     "gateway/mqtt/connection.py",
@@ -52,6 +54,7 @@ COMPILED = [
     "streams/embedded/segments.py",
     "streams/embedded/store.py",
     "streams/embedded/stream.py",
+    "streams/jetstream/log.py",
     "streams/jetstream/pipeline.py",
     "streams/jetstream/wire.py",
 ]

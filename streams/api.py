@@ -18,17 +18,19 @@ Publishing. ``publish_async`` is a plain method returning a future, so many
 publishes can be in flight; their acks resolve in publish order. The ack means
 the message is stored (for the embedded backend: written to its segment, and
 fsynced under the ``always`` sync policy). Conditional publishes use
-JetStream's headers (the ``HDR_*`` constants below).
+JetStream's headers (the ``HDR_*`` constants below). ``publish_then`` is the
+same without a future: the backend calls back with the PubAck or the error,
+in publish order, without a trip through the event loop per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from gateway.bus.api import Bus
-from streams.errors import LogTimeout
+from streams.errors import LogError, LogTimeout
 from streams.types import (
     ConsumerConfig,
     ConsumerInfo,
@@ -109,6 +111,33 @@ class Log(ABC):
         The future fails with NoStreamForSubject, MessageTooLarge,
         StreamLimitReached, WrongLastSequence, ... as JetStream would answer.
         """
+
+    def publish_then(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        then: Callable[[PubAck | LogError], None],
+    ) -> None:
+        """``publish_async`` for the hot path: ``then`` gets the PubAck or the LogError.
+
+        Calls come in publish order. A backend that batches calls ``then``
+        straight from its batch; this default goes through ``publish_async``.
+        """
+
+        def done(fut: asyncio.Future[PubAck]) -> None:
+            if fut.cancelled():
+                then(LogError("publish cancelled"))
+                return
+            exc = fut.exception()
+            if exc is None:
+                then(fut.result())
+            elif isinstance(exc, LogError):
+                then(exc)
+            else:
+                then(LogError(f"publish failed: {exc}"))
+
+        self.publish_async(subject, payload, headers).add_done_callback(done)
 
     async def publish(
         self,

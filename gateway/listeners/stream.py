@@ -5,9 +5,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 
+from mypy_extensions import mypyc_attr
+
 from gateway.listeners.conninfo import ConnInfo
 
 
+# Compiled with the message path, and still a base for WebSocketStream, which is not.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ByteStream(abc.ABC):
     """A connected client as bytes in and bytes out.
 

@@ -55,7 +55,6 @@ from gateway.mqtt.topics import (
     filter_to_subjects,
     is_internal_subject,
 )
-from streams.types import parse_ack
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -68,6 +67,28 @@ MAX_SESSION_ACK_PENDING = 65535
 NAK = b"-NAK"
 
 _Key = tuple[str, int]  # (consumer, stream sequence) of a durable delivery
+
+
+def _delivery_of(reply: str) -> tuple[_Key, bool] | None:
+    """The key of a delivery and whether it is a redelivery, from its ``$JS.ACK`` reply.
+
+    ``streams.types.parse_ack`` reads every field; a delivery needs three (v1: 9 tokens,
+    v2: 11 or 12). None when ``reply`` is not an ack subject.
+    """
+    tokens = reply.split(".")
+    n = len(tokens)
+    if n == 9:
+        at = 3
+    elif n == 11 or n == 12:
+        at = 5
+    else:
+        return None
+    if tokens[0] != "$JS" or tokens[1] != "ACK":
+        return None
+    try:
+        return (tokens[at], int(tokens[at + 2])), tokens[at + 1] != "1"
+    except ValueError:
+        return None
 
 
 def _covers(wide: str, narrow: str) -> bool:
@@ -651,15 +672,18 @@ class Subscriptions:
         self._send_durable(live, msg, topic)
 
     def _send_durable(self, live: _Live, msg: Msg, topic: str) -> None:
-        info = parse_ack(msg.reply)
-        key = (info.consumer, info.stream_seq)
+        delivery = _delivery_of(msg.reply)
+        if delivery is None:
+            log.warning("mqtt: a durable delivery without an ack subject: %r", msg.reply)
+            return
+        key, redelivered = delivery
         qos = min(live.record.qos, published_qos(msg.headers) or 1)
         pid = self._pids.get(key)
         if pid is None:
             pid = self.conn.session.outbound.send(qos, key)
             self._pids[key] = pid
         self._replies[key] = msg.reply
-        if not self._send(live, topic, msg, qos, pid, info.num_delivered > 1, retained=False):
+        if not self._send(live, topic, msg, qos, pid, redelivered, retained=False):
             self._finish(key)
             self.conn.broker.log.ack_nowait(msg.reply)
 

@@ -65,6 +65,10 @@ class Consumer:
         self._on_dirty = on_dirty
         self._filters = config.filters
         self._explicit = config.ack_policy is not AckPolicy.NONE
+        self._ack_all = config.ack_policy is AckPolicy.ALL
+        self._headers_only = config.headers_only
+        # Only the filters of a consumer can be updated (``refilter``); these stay.
+        self._deliver_subject = config.deliver_subject or ""
         self._ack_wait_ns = int(config.ack_wait * 1e9)
         self._ack_prefix = f"$JS.ACK.{stream.config.name}.{name}."
         self.dseq = 0  # consumer sequences handed out (every delivery)
@@ -278,7 +282,7 @@ class Consumer:
     def _send(self, seq: int, entry: Any, count: int, p: list[int] | None) -> None:
         self.dseq += 1
         subject, headers, data, ts, _size = entry
-        if self.config.headers_only:
+        if self._headers_only:
             headers = {**(headers or {}), "Nats-Msg-Size": str(len(data))}
             data = b""
         reply = f"{self._ack_prefix}{count}.{seq}.{self.dseq}.{ts}.{self.num_pending}"
@@ -288,22 +292,24 @@ class Consumer:
             heapq.heappush(self._timers, (deadline, seq))
             if self._timer is None:
                 self._arm(deadline)
-        assert self.config.deliver_subject is not None
-        self.bus.deliver(self.config.deliver_subject, Msg(subject, data, reply, headers))
+        self.bus.deliver(self._deliver_subject, Msg(subject, data, reply, headers))
 
     # -- acks ------------------------------------------------------------------------------
 
     def ack(self, seq: int) -> None:
-        if self.config.ack_policy is AckPolicy.ALL:
-            done = [s for s in self.pending if s <= seq]
+        if not self._ack_all:
+            if self.pending.pop(seq, None) is None:
+                return
+            self.stream.on_acked(seq)
         else:
-            done = [seq] if seq in self.pending else []
-        for s in done:
-            del self.pending[s]
-            self.stream.on_acked(s)
-        if done:
-            self._on_dirty(self)
-            self.kick()
+            done = [s for s in self.pending if s <= seq]
+            if not done:
+                return
+            for s in done:
+                del self.pending[s]
+                self.stream.on_acked(s)
+        self._on_dirty(self)
+        self.kick()
 
     def nak(self, seq: int, delay: float | None) -> None:
         p = self.pending.get(seq)

@@ -29,9 +29,9 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from gateway.bus.api import Msg
 from gateway.bus.local import LocalBus, LocalSubscription
@@ -84,6 +84,9 @@ _STATE_EVERY = 10  # ticks between consumer state writes
 _EPHEMERAL_THRESHOLD = 5.0
 _BARRIER = PubAck("", 0)  # a batch entry that only marks "everything before me is done"
 
+#: Who hears how a publish ended: the future of ``publish_async``, or ``publish_then``'s callback.
+_Waiter: TypeAlias = asyncio.Future[PubAck] | Callable[[PubAck | LogError], None]
+
 
 def _check_name(kind: str, name: str) -> None:
     if not name or len(name) > 255 or not _NAME_RE.match(name):
@@ -129,7 +132,7 @@ class EmbeddedLog(Log):
         self._segment_bytes = segment_bytes
         self._streams: dict[str, Stream] = {}
         self._routes: dict[str, Stream | None] = {}
-        self._batch: list[tuple[asyncio.Future[PubAck], PubAck | LogError]] = []
+        self._batch: list[tuple[_Waiter, PubAck | LogError]] = []
         self._commit_scheduled = False
         self._syncing = False
         self._dirty_consumers: set[Consumer] = set()
@@ -380,20 +383,35 @@ class EmbeddedLog(Log):
         loop = self._loop
         assert loop is not None
         fut: asyncio.Future[PubAck] = loop.create_future()
-        result: PubAck | LogError
+        self._queue(fut, self._store(subject, payload, headers))
+        return fut
+
+    def publish_then(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        then: Callable[[PubAck | LogError], None],
+    ) -> None:
+        self._queue(then, self._store(subject, payload, headers))
+
+    def _store(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None
+    ) -> PubAck | LogError:
         try:
             if self._closed:
                 raise LogClosed("log closed")
             stream = self._route(subject)
             if stream is None:
                 raise NoStreamForSubject(f"no stream captures subject {subject!r}")
-            result = stream.publish(subject, payload, headers, time.time_ns())
+            return stream.publish(subject, payload, headers, time.time_ns())
         except LogError as exc:
-            result = exc
-        self._batch.append((fut, result))
+            return exc
+
+    def _queue(self, waiter: _Waiter, result: PubAck | LogError) -> None:
+        self._batch.append((waiter, result))
         if not self._commit_scheduled:
             self._schedule_commit()
-        return fut
 
     # -- group commit --------------------------------------------------------------------------------
 
@@ -433,7 +451,7 @@ class EmbeddedLog(Log):
     def _after_sync(
         self,
         f: asyncio.Future[None],
-        batch: list[tuple[asyncio.Future[PubAck], PubAck | LogError]],
+        batch: list[tuple[_Waiter, PubAck | LogError]],
         marks: list[tuple[Stream, int]],
     ) -> None:
         self._syncing = False
@@ -450,19 +468,23 @@ class EmbeddedLog(Log):
 
     def _finish(
         self,
-        batch: list[tuple[asyncio.Future[PubAck], PubAck | LogError]],
+        batch: list[tuple[_Waiter, PubAck | LogError]],
         marks: list[tuple[Stream, int]],
         error: StorageError | None,
     ) -> None:
-        for fut, result in batch:
-            if fut.done():
+        for waiter, result in batch:
+            outcome: PubAck | LogError = result if error is None else error
+            if not isinstance(waiter, asyncio.Future):
+                try:
+                    waiter(outcome)
+                except Exception:  # as asyncio does for a callback: log it, finish the batch
+                    log.exception("publish callback failed")
+            elif waiter.done():
                 continue
-            if error is not None:
-                fut.set_exception(error)
-            elif isinstance(result, LogError):
-                fut.set_exception(result)
+            elif isinstance(outcome, LogError):
+                waiter.set_exception(outcome)
             else:
-                fut.set_result(result)
+                waiter.set_result(outcome)
         for stream, last in marks:
             if last > stream.committed_seq:
                 stream.committed_seq = last

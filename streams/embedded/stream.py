@@ -44,7 +44,8 @@ class Stream:
     """A stream's config, store, de-duplication window and consumers."""
 
     def __init__(self, config: StreamConfig, store: MsgStore, created: int) -> None:
-        self.config = config
+        self._config = config
+        self._take_limits(config)
         self.store = store
         self.created = created
         self.consumers: dict[str, Consumer] = {}
@@ -57,6 +58,27 @@ class Stream:
         self.notified: set[Consumer] = set()
         self.committed_seq = 0
         """Highest sequence whose record is written (and synced if required)."""
+
+    @property
+    def config(self) -> StreamConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: StreamConfig) -> None:
+        self._config = config
+        self._take_limits(config)
+
+    def _take_limits(self, config: StreamConfig) -> None:
+        # Read per message: plain attributes of this (compiled) class, not of the config.
+        self._name = config.name
+        self._max_msg_size = config.max_msg_size
+        self._discard_new = config.discard is DiscardPolicy.NEW
+        self._rollup = config.allow_rollup_hdrs
+        self._keeps_all = config.retention is RetentionPolicy.LIMITS
+        self._interest = config.retention is RetentionPolicy.INTEREST
+        self._max_msgs = config.max_msgs
+        self._max_bytes = config.max_bytes
+        self._max_msgs_per_subject = config.max_msgs_per_subject
 
     # -- consumers index ------------------------------------------------------------
 
@@ -89,20 +111,19 @@ class Stream:
     def publish(
         self, subject: str, data: bytes, headers: Mapping[str, str] | None, now: int
     ) -> PubAck:
-        cfg = self.config
         store = self.store
         hdrs: dict[str, str] | None = dict(headers) if headers else None
-        if cfg.max_msg_size >= 0 and len(data) > cfg.max_msg_size:
-            raise MessageTooLarge(f"message size {len(data)} exceeds {cfg.max_msg_size}")
+        if self._max_msg_size >= 0 and len(data) > self._max_msg_size:
+            raise MessageTooLarge(f"message size {len(data)} exceeds {self._max_msg_size}")
         msg_id = None
         if hdrs is not None:
             msg_id = hdrs.get(HDR_MSG_ID)
             self._check_expectations(subject, hdrs)
             if msg_id is not None:
                 dup = self._dedupe.get(msg_id)
-                if dup is not None and now - dup[1] <= cfg.duplicate_window * 1e9:
-                    return PubAck(cfg.name, dup[0], duplicate=True)
-        if cfg.discard is DiscardPolicy.NEW:
+                if dup is not None and now - dup[1] <= self._config.duplicate_window * 1e9:
+                    return PubAck(self._name, dup[0], duplicate=True)
+        if self._discard_new:
             self._check_discard_new(subject, data, hdrs)
         seq = store.store(subject, hdrs, data, now)
         if msg_id is not None:
@@ -110,12 +131,12 @@ class Stream:
             self._last_msg_id = msg_id
             self._prune_dedupe(now)
         self.after_store(seq, subject, hdrs)
-        return PubAck(cfg.name, seq)
+        return PubAck(self._name, seq)
 
     def _check_expectations(self, subject: str, hdrs: dict[str, str]) -> None:
         store = self.store
         want = hdrs.get(HDR_EXPECTED_STREAM)
-        if want is not None and want != self.config.name:
+        if want is not None and want != self._name:
             raise WrongStream(f"expected stream {want!r} does not match")
         want = hdrs.get(HDR_EXPECTED_LAST_SEQ)
         if want is not None and _int(want) != store.last_seq:
@@ -130,7 +151,7 @@ class Stream:
             raise WrongLastMsgId(f"wrong last msg ID: {self._last_msg_id}")
         rollup = hdrs.get(HDR_ROLLUP)
         if rollup is not None:
-            if not self.config.allow_rollup_hdrs:
+            if not self._rollup:
                 raise BadRequest("rollup not permitted")
             if rollup not in ("sub", "all"):
                 raise BadRequest(f"rollup value invalid: {rollup!r}")
@@ -158,7 +179,7 @@ class Stream:
 
     def after_store(self, seq: int, subject: str, hdrs: dict[str, str] | None) -> None:
         """Apply rollup, limits and retention to a just-stored message; notify consumers."""
-        if hdrs is not None and self.config.allow_rollup_hdrs:
+        if hdrs is not None and self._rollup:
             rollup = hdrs.get(HDR_ROLLUP)
             if rollup == "sub":
                 self.purge(subject, seq - 1)
@@ -169,7 +190,7 @@ class Stream:
             return
         consumers = self.interested(subject)
         if not consumers:
-            if self.config.retention is RetentionPolicy.INTEREST:
+            if self._interest:
                 self.store.remove(seq)
             return
         for c in consumers:
@@ -186,21 +207,20 @@ class Stream:
         self._enforce_limits(subject, durable=False)
 
     def _enforce_limits(self, subject: str, durable: bool = True) -> None:
-        cfg = self.config
         store = self.store
-        if cfg.max_msgs_per_subject > 0:
+        if self._max_msgs_per_subject > 0:
             st = store.subjects.get(subject)
-            while st is not None and st[0] > cfg.max_msgs_per_subject:
+            while st is not None and st[0] > self._max_msgs_per_subject:
                 oldest = store.first_of(subject)
                 if not oldest:
                     break
                 self._remove(oldest, durable)
                 st = store.subjects.get(subject)
-        if cfg.max_msgs > 0:
-            while store.count() > cfg.max_msgs:
+        if self._max_msgs > 0:
+            while store.count() > self._max_msgs:
                 self._remove(store.first_seq, durable)
-        if cfg.max_bytes > 0:
-            while store.bytes > cfg.max_bytes and store.msgs:
+        if self._max_bytes > 0:
+            while store.bytes > self._max_bytes and store.msgs:
                 self._remove(store.first_seq, durable)
 
     def enforce_all_limits(self) -> None:
@@ -247,7 +267,7 @@ class Stream:
 
     def on_acked(self, seq: int) -> None:
         """A consumer is done with ``seq``: under interest/workqueue retention, maybe drop it."""
-        if self.config.retention is RetentionPolicy.LIMITS:
+        if self._keeps_all:
             return
         entry = self.store.get(seq)
         if entry is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import nats
@@ -148,11 +148,11 @@ class JetStreamLog(Log):
         domain: str | None = None,
         api_prefix: str | None = None,
         timeout: float = 5.0,
-        **nats_options: Any,
+        nats_options: Mapping[str, Any] | None = None,
     ) -> JetStreamLog:
         """Connect to NATS (``nats_options`` go to ``nats.connect``) and return a Log owning it."""
         try:
-            nc = await nats.connect(servers, **nats_options)
+            nc = await nats.connect(servers, **(nats_options or {}))
         except (OSError, nats.errors.Error) as exc:
             raise LogClosed(f"cannot connect to NATS at {servers}: {exc}") from exc
         log = cls(nc, domain=domain, api_prefix=api_prefix, timeout=timeout, own_connection=True)
@@ -260,6 +260,20 @@ class JetStreamLog(Log):
             fut.set_exception(BadRequest(str(exc)))
             return fut
         return self._pipeline.publish(subject, payload, headers)
+
+    def publish_then(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        then: Callable[[PubAck | LogError], None],
+    ) -> None:
+        try:
+            validate_subject(subject)
+        except ValueError as exc:
+            then(BadRequest(str(exc)))
+            return
+        self._pipeline.publish_then(subject, payload, headers, then)
 
     # -- direct access ----------------------------------------------------------------
 

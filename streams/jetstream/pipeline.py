@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -55,11 +55,19 @@ log = logging.getLogger(__name__)
 class _Pending:
     """One publish awaiting its answer."""
 
-    __slots__ = ("deadline", "fut", "n", "result")
+    __slots__ = ("deadline", "fut", "n", "result", "then")
 
-    def __init__(self, n: int, fut: asyncio.Future[PubAck], deadline: float) -> None:
+    def __init__(
+        self,
+        n: int,
+        fut: asyncio.Future[PubAck] | None,
+        then: Callable[[PubAck | LogError], None] | None,
+        deadline: float,
+    ) -> None:
         self.n = n
+        #: Exactly one of the two hears the outcome (``publish`` / ``publish_then``).
         self.fut = fut
+        self.then = then
         self.deadline = deadline
         self.result: PubAck | LogError | None = None
 
@@ -85,6 +93,8 @@ class Pipeline:
         self._outbox = NatsOutbox(nc)
         self._next = 0
         self._order: deque[_Pending] = deque()
+        #: Set by ``close`` while it waits for the publishes in flight to be answered.
+        self._idle: asyncio.Future[None] | None = None
         self._by_id: dict[int, _Pending] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._acks: dict[int, float] = {}
@@ -115,15 +125,38 @@ class Pipeline:
         if self._closed:
             fut.set_exception(LogClosed("log closed"))
             return fut
+        self._publish(subject, payload, headers, fut, None)
+        return fut
+
+    def publish_then(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        then: Callable[[PubAck | LogError], None],
+    ) -> None:
+        """``publish`` with a callback, called from the reply's read, in publish order."""
+        if self._closed:
+            then(LogClosed("log closed"))
+            return
+        self._publish(subject, payload, headers, None, then)
+
+    def _publish(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        fut: asyncio.Future[PubAck] | None,
+        then: Callable[[PubAck | LogError], None] | None,
+    ) -> None:
         n = self._next
         self._next = n + 1
-        p = _Pending(n, fut, self._loop.time() + self._timeout)
+        p = _Pending(n, fut, then, self._loop.time() + self._timeout)
         self._order.append(p)
         self._by_id[n] = p
         self._send(subject, payload, f"{self._prefix}{n}", headers, p)
         if self._timer is None:
             self._arm()
-        return fut
 
     def _send(
         self,
@@ -185,13 +218,23 @@ class Pipeline:
         while order and order[0].result is not None:
             p = order.popleft()
             result = p.result
-            if p.fut.done():
+            assert result is not None
+            fut = p.fut
+            if fut is None:
+                assert p.then is not None
+                try:
+                    p.then(result)
+                except Exception:  # as asyncio does for a callback: log it, go on
+                    log.exception("publish callback failed")
+            elif fut.done():
                 continue
-            if isinstance(result, PubAck):
-                p.fut.set_result(result)
+            elif isinstance(result, PubAck):
+                fut.set_result(result)
             else:
-                assert result is not None
-                p.fut.set_exception(result)
+                fut.set_exception(result)
+        idle = self._idle
+        if not order and idle is not None and not idle.done():
+            idle.set_result(None)
 
     def _arm(self) -> None:
         if self._order:
@@ -256,9 +299,10 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
-        waiting = [p.fut for p in self._order]
-        if waiting:
-            await asyncio.wait(waiting, timeout=timeout)
+        if self._order:
+            idle = self._idle = self._loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(idle, timeout)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -12,12 +12,13 @@ from streams.api import (
     Log,
 )
 from streams.errors import (
+    LogError,
     MessageTooLarge,
     NoStreamForSubject,
     StreamLimitReached,
     WrongLastSequence,
 )
-from streams.types import DiscardPolicy, StreamConfig
+from streams.types import DiscardPolicy, PubAck, StreamConfig
 
 
 async def test_publish_without_a_stream_fails(log: Log) -> None:
@@ -110,3 +111,38 @@ async def test_failed_publish_does_not_break_the_pipeline(log: Log) -> None:
     assert results[0].seq == 1  # type: ignore[union-attr]
     assert isinstance(results[1], MessageTooLarge)
     assert results[2].seq == 2  # type: ignore[union-attr]
+
+
+async def test_publish_then_calls_back_in_publish_order(log: Log) -> None:
+    await log.add_stream(StreamConfig(name="S", subjects=["t.>"], max_msg_size=8))
+    outcomes: list[PubAck | LogError] = []
+    all_in = asyncio.get_running_loop().create_future()
+
+    def then(outcome: PubAck | LogError) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 502 and not all_in.done():
+            all_in.set_result(None)
+
+    for i in range(500):
+        log.publish_then(f"t.{i % 5}", b"x", None, then)
+    log.publish_then("t.big", b"x" * 9, None, then)
+    log.publish_then("nowhere", b"x", None, then)
+    await asyncio.wait_for(all_in, 10)
+    assert [o.seq for o in outcomes[:500] if isinstance(o, PubAck)] == list(range(1, 501))
+    assert isinstance(outcomes[500], MessageTooLarge)
+    assert isinstance(outcomes[501], NoStreamForSubject)
+
+
+async def test_publish_then_refuses_an_invalid_subject_through_the_callback(log: Log) -> None:
+    await log.add_stream(StreamConfig(name="S", subjects=["v.>"]))
+    outcomes: list[PubAck | LogError] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def then(outcome: PubAck | LogError) -> None:
+        outcomes.append(outcome)
+        if not done.done():
+            done.set_result(None)
+
+    log.publish_then("v..bad", b"x", None, then)
+    await asyncio.wait_for(done, 10)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], LogError)

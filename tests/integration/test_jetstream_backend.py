@@ -29,6 +29,7 @@ from streams.errors import (
     KeyExists,
     KeyNotFound,
     LogClosed,
+    LogError,
     LogTimeout,
     MessageNotFound,
     MessageTooLarge,
@@ -215,6 +216,19 @@ async def test_errors_in_a_pipeline_fail_only_their_own_future(log: JetStreamLog
     assert isinstance(results[1], NoStreamForSubject)
     assert isinstance(results[2], WrongLastSequence)
     assert results[3].seq == 2  # type: ignore[union-attr]
+
+
+async def test_close_waits_for_callback_publishes_in_flight(nats_server: NatsServer) -> None:
+    jlog = await JetStreamLog.connect(nats_server.url)
+    await _stream(jlog)
+    outcomes: list[PubAck | LogError] = []
+    for i in range(300):
+        jlog.publish_then(f"s.{i}", b"x", None, outcomes.append)
+    await jlog.close()
+    assert [o.seq for o in outcomes if isinstance(o, PubAck)] == list(range(1, 301))
+    after: list[PubAck | LogError] = []
+    jlog.publish_then("s.late", b"x", None, after.append)
+    assert len(after) == 1 and isinstance(after[0], LogClosed)
 
 
 async def test_publish_after_close_fails(nats_server: NatsServer) -> None:
@@ -445,9 +459,11 @@ async def test_survives_a_server_restart(nats_server: NatsServer) -> None:
 
     jlog = await JetStreamLog.connect(
         nats_server.url,
-        reconnect_time_wait=0.05,
-        max_reconnect_attempts=-1,
-        reconnected_cb=on_reconnect,
+        nats_options={
+            "reconnect_time_wait": 0.05,
+            "max_reconnect_attempts": -1,
+            "reconnected_cb": on_reconnect,
+        },
     )
     try:
         await _stream(jlog)

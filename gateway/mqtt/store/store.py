@@ -376,15 +376,13 @@ class MqttStore:
     ) -> None:
         """``store_message`` for the hot path: ``then(stored)`` runs once the log answers.
 
-        One future and one callback per message (``store_message`` wraps the
-        log's future in a second one to turn its error into a StoreError).
+        No future: the log calls back from its batch (``Log.publish_then``).
         """
-        inner = self._log.publish_async(MSGS_PREFIX + subject, payload, headers)
 
-        def done(fut: asyncio.Future[PubAck]) -> None:
-            then(not fut.cancelled() and fut.exception() is None)
+        def done(result: PubAck | LogError) -> None:
+            then(not isinstance(result, LogError))
 
-        inner.add_done_callback(done)
+        self._log.publish_then(MSGS_PREFIX + subject, payload, headers, done)
 
     async def create_consumer(
         self,
