@@ -79,7 +79,12 @@ class Consumer:
         self.pending: dict[int, list[int]] = {}
         self.redeliver: deque[int] = deque()
         self.num_pending = 0
-        self._timers: list[tuple[int, int]] = []
+        # Ack deadlines as (deadline, seq). Every delivery and +WPI waits ack_wait from now,
+        # so ``_timers`` is in deadline order and acks drop its acknowledged head: it holds
+        # about what is pending, not every delivery of the last ack_wait. A -NAK with a
+        # delay can fall anywhere: those go in the heap ``_delayed``.
+        self._timers: deque[tuple[int, int]] = deque()
+        self._delayed: list[tuple[int, int]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
         self._scheduled = False
@@ -289,8 +294,8 @@ class Consumer:
         if p is not None:
             deadline = time.monotonic_ns() + self._ack_wait_ns
             p[_DEADLINE] = deadline
-            heapq.heappush(self._timers, (deadline, seq))
-            if self._timer is None:
+            self._timers.append((deadline, seq))
+            if self._timer is None or deadline < self._timer_at:
                 self._arm(deadline)
         self.bus.deliver(self._deliver_subject, Msg(subject, data, reply, headers))
 
@@ -308,6 +313,7 @@ class Consumer:
             for s in done:
                 del self.pending[s]
                 self.stream.on_acked(s)
+        self._drop_settled()
         self._on_dirty(self)
         self.kick()
 
@@ -316,7 +322,7 @@ class Consumer:
         if p is None:
             return
         if delay:
-            self._reschedule(seq, p, time.monotonic_ns() + int(delay * 1e9))
+            self._reschedule(seq, p, time.monotonic_ns() + int(delay * 1e9), delayed=True)
         else:
             p[_DEADLINE] = 0
             self.redeliver.append(seq)
@@ -325,21 +331,36 @@ class Consumer:
     def in_progress(self, seq: int) -> None:
         p = self.pending.get(seq)
         if p is not None:
-            self._reschedule(seq, p, time.monotonic_ns() + self._ack_wait_ns)
+            self._reschedule(seq, p, time.monotonic_ns() + self._ack_wait_ns, delayed=False)
 
     def term(self, seq: int) -> None:
         if self.pending.pop(seq, None) is not None:
             self.stream.on_acked(seq)
+            self._drop_settled()
             self._on_dirty(self)
             self.kick()
 
     # -- redelivery timers -------------------------------------------------------------------
 
-    def _reschedule(self, seq: int, p: list[int], deadline: int) -> None:
+    def _reschedule(self, seq: int, p: list[int], deadline: int, delayed: bool) -> None:
         p[_DEADLINE] = deadline
-        heapq.heappush(self._timers, (deadline, seq))
+        if delayed:
+            heapq.heappush(self._delayed, (deadline, seq))
+        else:
+            self._timers.append((deadline, seq))
         if self._timer is None or deadline < self._timer_at:
             self._arm(deadline)
+
+    def _drop_settled(self) -> None:
+        """Forget the head deadlines whose delivery was acknowledged (or re-timed)."""
+        timers = self._timers
+        pending = self.pending
+        while timers:
+            deadline, seq = timers[0]
+            p = pending.get(seq)
+            if p is not None and p[_DEADLINE] == deadline:
+                return
+            timers.popleft()
 
     def _arm(self, deadline: int) -> None:
         if self._timer is not None:
@@ -355,31 +376,41 @@ class Consumer:
             return
         now = time.monotonic_ns()
         timers = self._timers
-        pending = self.pending
-        max_deliver = self.config.max_deliver
+        delayed = self._delayed
         due = False
         while timers and timers[0][0] <= now:
-            deadline, seq = heapq.heappop(timers)
-            p = pending.get(seq)
-            if p is None or p[_DEADLINE] != deadline:
-                continue
-            if max_deliver > 0 and p[_COUNT] >= max_deliver:
-                # Delivered max_deliver times: JetStream gives up on it.
-                del pending[seq]
-                self.stream.on_acked(seq)
-                continue
-            p[_DEADLINE] = 0
-            self.redeliver.append(seq)
-            due = True
-        # Drop stale heap entries at the top, then re-arm for the next live one.
-        while timers and (
-            timers[0][1] not in pending or pending[timers[0][1]][_DEADLINE] != timers[0][0]
+            deadline, seq = timers.popleft()
+            due = self._expired(seq, deadline) or due
+        while delayed and delayed[0][0] <= now:
+            deadline, seq = heapq.heappop(delayed)
+            due = self._expired(seq, deadline) or due
+        self._drop_settled()
+        pending = self.pending
+        while delayed and (
+            delayed[0][1] not in pending or pending[delayed[0][1]][_DEADLINE] != delayed[0][0]
         ):
-            heapq.heappop(timers)
-        if timers:
-            self._arm(timers[0][0])
+            heapq.heappop(delayed)
+        if timers or delayed:
+            heads = [t[0][0] for t in (timers, delayed) if t]
+            self._arm(min(heads))
         if due:
             self.kick()
+
+    def _expired(self, seq: int, deadline: int) -> bool:
+        """Ack wait of ``seq`` over (if ``deadline`` is still its own): queue its redelivery."""
+        pending = self.pending
+        p = pending.get(seq)
+        if p is None or p[_DEADLINE] != deadline:
+            return False
+        max_deliver = self.config.max_deliver
+        if max_deliver > 0 and p[_COUNT] >= max_deliver:
+            # Delivered max_deliver times: JetStream gives up on it.
+            del pending[seq]
+            self.stream.on_acked(seq)
+            return False
+        p[_DEADLINE] = 0
+        self.redeliver.append(seq)
+        return True
 
     def stop(self) -> None:
         self.deleted = True
@@ -439,5 +470,5 @@ class Consumer:
         for s, cseq, count in state["pending"]:
             if s in self.stream.store.msgs:
                 self.pending[int(s)] = [int(cseq), int(count), 0]
-                self._reschedule(int(s), self.pending[int(s)], now + self._ack_wait_ns)
+                self._reschedule(int(s), self.pending[int(s)], now + self._ack_wait_ns, delayed=False)
         self.resync()

@@ -25,7 +25,9 @@ def msg_size(subject: str, headers: dict[str, str] | None, data: bytes) -> int:
     size = 22 + len(subject) + len(data)
     if headers:
         # NATS/1.0\r\n + "k: v\r\n"... + \r\n, plus the 4-byte header length.
-        size += 16 + 4 * len(headers) + sum(map(len, headers)) + sum(map(len, headers.values()))
+        size += 16
+        for key, value in headers.items():
+            size += 4 + len(key) + len(value)
     return size
 
 

@@ -159,6 +159,24 @@ async def test_nak_redelivers_now_and_nak_with_delay_later(log: Log) -> None:
     assert loop.time() - t0 >= 0.4
 
 
+async def test_ack_wait_expires_on_time_behind_a_longer_nak_delay(log: Log) -> None:
+    """A -NAK delay armed first must not hold back a later delivery's shorter ack_wait."""
+    await _stream(log, 1)
+    inbox = await Inbox.create(log)
+    await log.add_consumer(
+        "S", ConsumerConfig(durable_name="C", deliver_subject=inbox.subject, ack_wait=0.5)
+    )
+    first, _ = await inbox.next()
+    await log.nak(first.reply, delay=30)
+    await asyncio.sleep(0.8)  # past the first ack_wait: only the 30 s delay is left armed
+    await log.publish("s.1", b"second")
+    second, meta = await inbox.next(timeout=2)
+    assert (meta.stream_seq, meta.num_delivered) == (2, 1)
+    again, meta = await inbox.next(timeout=5)
+    assert (meta.stream_seq, meta.num_delivered) == (2, 2)
+    assert again.payload == second.payload == b"second"
+
+
 async def test_term_stops_redelivery(log: Log) -> None:
     await _stream(log, 1)
     inbox = await Inbox.create(log)

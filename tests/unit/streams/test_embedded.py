@@ -117,3 +117,22 @@ async def test_invalid_names_are_refused(tmp_path: Path) -> None:
                 await log.add_stream(StreamConfig(name=bad, subjects=["x"]))
     finally:
         await log.close()
+
+
+async def test_acked_deliveries_leave_no_ack_timers_behind(tmp_path: Path) -> None:
+    """Deadlines of acknowledged deliveries are dropped with the ack, not kept for ack_wait."""
+    bus = LocalBus()
+    log = await EmbeddedLog.open(tmp_path, bus)
+    await log.add_stream(StreamConfig(name="T", subjects=["t"]))
+    sub = await bus.subscribe("dt")
+    await log.add_consumer("T", ConsumerConfig(durable_name="C", deliver_subject="dt"))
+    for i in range(500):
+        await log.publish("t", b"%d" % i)
+    msgs = [await sub.next_msg(2) for _ in range(500)]
+    consumer = log._streams["T"].consumers["C"]
+    assert len(consumer._timers) == 500
+    for m in msgs:
+        log.ack_nowait(m.reply)
+    assert len(consumer._timers) == 0
+    assert (await log.consumer_info("T", "C")).num_ack_pending == 0
+    await log.close()
