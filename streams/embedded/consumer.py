@@ -470,5 +470,7 @@ class Consumer:
         for s, cseq, count in state["pending"]:
             if s in self.stream.store.msgs:
                 self.pending[int(s)] = [int(cseq), int(count), 0]
-                self._reschedule(int(s), self.pending[int(s)], now + self._ack_wait_ns, delayed=False)
+                self._reschedule(
+                    int(s), self.pending[int(s)], now + self._ack_wait_ns, delayed=False
+                )
         self.resync()
