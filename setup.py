@@ -3,7 +3,7 @@
 The modules below carry every message (MQTT and NATS codecs and connections,
 the local bus, the embedded log, the JetStream pipeline, TLS records). mypyc
 turns their type hints into native code, which cuts the CPU each message
-costs by about a quarter (bench/broker.py, QoS 1). The same sources run
+costs by about 40% (bench/broker.py, QoS 1: about 100k msgs/s against 60k). The same sources run
 unchanged as plain Python: set JETGATE_PURE=1, or build where mypyc or a C
 compiler is missing, and no extension is built.
 """

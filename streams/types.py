@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-from mypy_extensions import mypyc_attr
-
 from streams.errors import BadRequest
 
 __all__ = [
@@ -87,9 +85,6 @@ def _subjects(value: object) -> tuple[str, ...]:
     raise BadRequest(f"subjects must be a sequence of strings, not {value!r}")
 
 
-# Plain Python even when compiled: callers pass policies as strings, which
-# __post_init__ turns into the enums the fields are typed as.
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class StreamConfig:
     """A stream: which subjects it captures, how it stores them and what it keeps."""
@@ -126,9 +121,6 @@ class StreamConfig:
         object.__setattr__(self, "discard", DiscardPolicy(self.discard))
 
 
-# Plain Python even when compiled: callers pass policies as strings, which
-# __post_init__ turns into the enums the fields are typed as.
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class ConsumerConfig:
     """A push consumer on one stream (JetStream field names and meanings).

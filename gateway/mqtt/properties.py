@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from mypy_extensions import mypyc_attr
-
 from gateway.mqtt.errors import MQTTError, malformed, protocol_error
 from gateway.mqtt.reason_codes import ReasonCode
 from gateway.mqtt.wire import (
@@ -170,9 +168,6 @@ for _s in PROPERTY_SPECS:
     _DECODE[_s.identifier] = (_s.name, _s.type, sum(1 << c for c in _s.contexts))
 
 
-# An ordinary Python class even when this module is compiled: the set values
-# live in the instance ``__dict__``, which is what makes an empty one cheap.
-@mypyc_attr(native_class=False)
 class Properties:
     """The MQTT 5.0 properties of one packet or Will.
 

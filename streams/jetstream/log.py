@@ -151,6 +151,7 @@ class JetStreamLog(Log):
         nats_options: Mapping[str, Any] | None = None,
     ) -> JetStreamLog:
         """Connect to NATS (``nats_options`` go to ``nats.connect``) and return a Log owning it."""
+        # A mapping, not **kwargs: mypyc 2.4 fails on keyword-only defaults beside **kwargs.
         try:
             nc = await nats.connect(servers, **(nats_options or {}))
         except (OSError, nats.errors.Error) as exc:
