@@ -112,6 +112,7 @@ class Log(ABC):
         StreamLimitReached, WrongLastSequence, ... as JetStream would answer.
         """
 
+    @abstractmethod
     def publish_then(
         self,
         subject: str,
@@ -121,23 +122,9 @@ class Log(ABC):
     ) -> None:
         """``publish_async`` for the hot path: ``then`` gets the PubAck or the LogError.
 
-        Calls come in publish order. A backend that batches calls ``then``
-        straight from its batch; this default goes through ``publish_async``.
+        Calls come in publish order, straight from the backend's batch or
+        reply (no future, no event-loop callback per message).
         """
-
-        def done(fut: asyncio.Future[PubAck]) -> None:
-            if fut.cancelled():
-                then(LogError("publish cancelled"))
-                return
-            exc = fut.exception()
-            if exc is None:
-                then(fut.result())
-            elif isinstance(exc, LogError):
-                then(exc)
-            else:
-                then(LogError(f"publish failed: {exc}"))
-
-        self.publish_async(subject, payload, headers).add_done_callback(done)
 
     async def publish(
         self,
