@@ -48,7 +48,13 @@ from gateway.mqtt.messages import ORIGIN, RETAIN, delivered_properties, publishe
 from gateway.mqtt.packets import Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reason_codes import ReasonCode
-from gateway.mqtt.store import DELIVER_PREFIX, MSGS_PREFIX, SessionRecord, SubscriptionRecord
+from gateway.mqtt.store import (
+    DELIVER_PREFIX,
+    MSGS_PREFIX,
+    SessionRecord,
+    StoreError,
+    SubscriptionRecord,
+)
 from gateway.mqtt.store.names import is_shared_consumer, nuid, shared_deliver_subject
 from gateway.mqtt.topics import (
     excludes_dollar_topics,
@@ -334,7 +340,23 @@ class Subscriptions:
         if old is not None:
             await self._stop(old, delete_consumers=True)
         live = _Live(record, share, subjects, excludes_dollar_topics(inner))
-        await self._start(live, create=True)
+        failure: StoreError | None = None
+        try:
+            await self._start(live, create=True)
+        except StoreError as exc:
+            failure = exc
+        if failure is not None:
+            # As the NATS server: this filter fails (0x80); the connection and the
+            # other filters of the SUBSCRIBE stay, so the client need not reconnect.
+            log.warning(
+                "mqtt cid:%d: subscription %r not stored: %s", conn.cid, topic_filter, failure
+            )
+            conn.broker.count("subscribe_failures")
+            await self._stop(live, delete_consumers=False)
+            if self._live.pop(topic_filter, None) is not None:
+                self._session_index = None
+            self._refusals.append(f"{topic_filter}: the subscription could not be stored")
+            return ReasonCode.UNSPECIFIED_ERROR, None, False
         self._live[topic_filter] = live
         self._session_index = None
         return granted, live, is_new
@@ -440,16 +462,7 @@ class Subscriptions:
                 for name in existing:
                     if share is None:
                         await store.delete_consumer(name)
-                consumers = [
-                    await store.create_consumer(
-                        conn.client_hash,
-                        subject,
-                        deliver,
-                        queue_group=share,
-                        head=live.subjects[0] if share is not None else None,
-                    )
-                    for subject in live.subjects
-                ]
+                consumers = await self._create_consumers(live, deliver)
             live.record = replace(record, consumers=tuple(consumers), deliver_subject=deliver)
 
             def on_durable(msg: Msg) -> None:
@@ -467,6 +480,33 @@ class Subscriptions:
             sub = await broker.bus.subscribe(subject, on_core, queue=share)
             sub.set_batch_handler(on_core_batch)
             live.core.append(sub)
+
+    async def _create_consumers(self, live: _Live, deliver: str) -> list[str]:
+        """One consumer per subject of ``live``; on a StoreError none is left behind."""
+        store = self.conn.broker.store
+        share = live.share
+        created: list[str] = []
+        failure: StoreError | None = None
+        try:
+            for subject in live.subjects:
+                created.append(
+                    await store.create_consumer(
+                        self.conn.client_hash,
+                        subject,
+                        deliver,
+                        queue_group=share,
+                        head=live.subjects[0] if share is not None else None,
+                    )
+                )
+        except StoreError as exc:
+            failure = exc
+        if failure is None:
+            return created
+        if share is None:  # a group's consumer may serve other members: it stays
+            for name in created:
+                with contextlib.suppress(StoreError):
+                    await store.delete_consumer(name)
+        raise failure
 
     async def _stop(self, live: _Live, delete_consumers: bool) -> None:
         for sub in [*live.core, *live.durable]:
