@@ -56,6 +56,8 @@ async def test_a_refused_consumer_fails_only_its_filter(
         Subscription("c/1", 1), Subscription("c/2", 1), Subscription("c/3", 1), "c/0"
     )
     assert codes == [1, 1, FAILURE, 0]
+    assert gateway.broker is not None
+    assert gateway.broker.counters["subscribe_failures"] == 1
     assert len(await _consumers(url)) == 2
 
     pub = await mqtt_client(gateway, "limited-pub", version)
