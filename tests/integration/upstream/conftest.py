@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import subprocess
 import time
@@ -37,6 +38,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from conf import loads
+from gateway.mqtt.connection import MqttConnection
 from gateway.mqtt.store import hash8
 from gateway.options import build_options
 from gateway.server import Gateway
@@ -197,10 +199,21 @@ def go_offline(nats_connect: NatsFactory) -> OfflineFactory:
         except TimeoutError:
             raise AssertionError(
                 f"no disconnected session record for {client_id!r} within {OFFLINE_WAIT}s; "
-                f"records seen: {seen!r}"
+                f"records seen: {seen!r}; {_connection_states(client_id)}"
             ) from None
 
     return offline
+
+
+def _connection_states(client_id: str) -> str:
+    """Where the gateways' connections of ``client_id`` are (for a failed wait's message)."""
+    states = [
+        f"cid {conn.cid}: ended={conn._closed.is_set()} graceful={conn._graceful} "
+        f"holds={conn.broker.live.get(client_id) is conn} record={conn.record!r}"
+        for conn in gc.get_objects()
+        if type(conn) is MqttConnection and conn.client_id == client_id
+    ]
+    return "connections: " + ("; ".join(states) or "none")
 
 
 JetStreamFactory = Callable[..., Awaitable[JetStreamContext]]
