@@ -76,6 +76,12 @@ class ByteStream(abc.ABC):
         """
 
 
+#: Pending connections the kernel queues for a listener before it drops new ones (clamped
+#: to net.core.somaxconn). asyncio's default of 100 overflows when devices reconnect in a
+#: storm: each dropped connection then waits a whole SYN retransmission (1 s) to get in.
+LISTEN_BACKLOG = 4096
+
+
 #: See ``ByteStream.set_sync_reader``.
 SyncReader = Callable[[bytes], bool]
 

@@ -28,7 +28,7 @@ from typing import SupportsIndex, cast
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
-from gateway.listeners.stream import ByteStream, ConnectionHandler, SyncReader
+from gateway.listeners.stream import LISTEN_BACKLOG, ByteStream, ConnectionHandler, SyncReader
 from gateway.listeners.tls_layer import TlsLayer
 from gateway.options.model import ConnectionType
 from gateway.tls.handshake import failure_reason
@@ -302,7 +302,9 @@ class TcpListener:
             # What asyncio.start_server builds, with a reader that can offer bytes.
             return asyncio.StreamReaderProtocol(_OfferingReader(READ_CHUNK, loop), self._accept)
 
-        self._server = await loop.create_server(protocol, self.host, self.requested_port)
+        self._server = await loop.create_server(
+            protocol, self.host, self.requested_port, backlog=LISTEN_BACKLOG
+        )
 
     @property
     def port(self) -> int:

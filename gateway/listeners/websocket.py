@@ -34,7 +34,7 @@ from websockets.typing import Subprotocol
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
-from gateway.listeners.stream import ByteStream, ConnectionHandler
+from gateway.listeners.stream import LISTEN_BACKLOG, ByteStream, ConnectionHandler
 from gateway.options.model import ConnectionType
 from gateway.tls.handshake import failure_reason
 
@@ -272,6 +272,7 @@ class WebSocketListener:
             # Keep-alive is the protocols' business (MQTT keep alive, NATS PING).
             ping_interval=None,
             max_size=self._max_message_size,
+            backlog=LISTEN_BACKLOG,
         )
 
     @property

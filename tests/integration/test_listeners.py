@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -169,3 +173,42 @@ async def test_failing_handler_does_not_stop_the_listener(echo: EchoSessions) ->
         assert calls == 2
     finally:
         await listener.stop()
+
+
+def _connect_while_busy(port: int, count: int, within: float) -> int:
+    """Start ``count`` TCP connections to ``port``; how many complete within ``within`` s."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            socks.append(sock)
+        waiting = set(socks)
+        deadline = time.monotonic() + within
+        while waiting and time.monotonic() < deadline:
+            _, writable, _ = select.select([], list(waiting), [], 0.05)
+            for sock in writable:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    waiting.discard(sock)
+        return count - len(waiting)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+async def test_a_connection_storm_waits_in_the_kernel_while_the_gateway_is_busy(
+    tcp: TcpListener, ws: WebSocketListener, kind: str
+) -> None:
+    """120 clients connect while the event loop cannot accept: all get in at once.
+
+    asyncio's default listen backlog (100) makes the kernel drop the rest, which then
+    wait a SYN retransmission (1 s or more) each.
+    """
+    port = tcp.port if kind == "tcp" else ws.port
+    done: list[int] = []
+    storm = threading.Thread(target=lambda: done.append(_connect_while_busy(port, 120, 0.5)))
+    storm.start()
+    storm.join()  # blocks the event loop, so nothing is accepted meanwhile
+    assert done == [120]
