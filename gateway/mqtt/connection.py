@@ -673,6 +673,13 @@ class MqttConnection:
             await self.stream.close()
         broker = self.broker
         holds = bool(self.client_id) and broker.live.get(self.client_id) is self
+        log.debug(
+            "mqtt cid:%d: %r ended (graceful %s, holds the client id %s)",
+            self.cid,
+            self.client_id,
+            self._graceful,
+            holds,
+        )
         try:
             if holds:
                 await self.subs.release()
@@ -708,6 +715,12 @@ class MqttConnection:
                     disconnected_at=time.time(),
                     revision=self.record.revision,
                 )
+            )
+            log.debug(
+                "mqtt cid:%d: session of %r kept (revision %d)",
+                self.cid,
+                self.client_id,
+                self.record.revision,
             )
         broker.schedule_expiry(self.client_id, self.expiry_interval)
 

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import subprocess
 import time
 import urllib.request
@@ -188,6 +189,11 @@ def go_offline(nats_connect: NatsFactory) -> OfflineFactory:
             nc = await nats_connect(url)
             await nc.subscribe(f"$MQTT.sess.{hash8(client_id)}", cb=on_record)
             await nc.flush()
+        heard = _Recorder()
+        gateway_log = logging.getLogger("jetgate")
+        level = gateway_log.level
+        gateway_log.addHandler(heard)
+        gateway_log.setLevel(logging.DEBUG)
         await session.disconnect()
         seen: list[bytes] = []
         try:
@@ -199,10 +205,25 @@ def go_offline(nats_connect: NatsFactory) -> OfflineFactory:
         except TimeoutError:
             raise AssertionError(
                 f"no disconnected session record for {client_id!r} within {OFFLINE_WAIT}s; "
-                f"records seen: {seen!r}; {_connection_states(client_id)}"
+                f"records seen: {seen!r}; {_connection_states(client_id)}; "
+                f"gateway log since the DISCONNECT: {heard.lines!r}"
             ) from None
+        finally:
+            gateway_log.removeHandler(heard)
+            gateway_log.setLevel(level)
 
     return offline
+
+
+class _Recorder(logging.Handler):
+    """Keeps the gateway's log lines (for a failed wait's message)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname}: {record.getMessage()}")
 
 
 def _connection_states(client_id: str) -> str:
