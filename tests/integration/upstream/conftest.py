@@ -203,9 +203,11 @@ def go_offline(nats_connect: NatsFactory) -> OfflineFactory:
                     if json.loads(seen[-1]).get("disconnected_at") is not None:
                         return
         except TimeoutError:
+            stored = await _stored_record(nc, client_id)
             raise AssertionError(
                 f"no disconnected session record for {client_id!r} within {OFFLINE_WAIT}s; "
-                f"records seen: {seen!r}; {_connection_states(client_id)}; "
+                f"records seen: {seen!r}; stored now: {stored}; "
+                f"{_connection_states(client_id)}; "
                 f"gateway log since the DISCONNECT: {heard.lines!r}"
             ) from None
         finally:
@@ -213,6 +215,15 @@ def go_offline(nats_connect: NatsFactory) -> OfflineFactory:
             gateway_log.setLevel(level)
 
     return offline
+
+
+async def _stored_record(nc: NatsClient, client_id: str) -> str:
+    """The last record stored for ``client_id`` (for a failed wait's message)."""
+    try:
+        msg = await nc.jetstream().get_last_msg("$MQTT_sess", f"$MQTT.sess.{hash8(client_id)}")
+    except (nats.errors.Error, nats.js.errors.Error) as exc:
+        return f"unreadable ({exc!r})"
+    return f"seq {msg.seq}: {msg.data!r}"
 
 
 class _Recorder(logging.Handler):
