@@ -169,7 +169,7 @@ class Stream:
                 raise StreamLimitReached("maximum messages per subject exceeded")
 
     def _prune_dedupe(self, now: int) -> None:
-        horizon = now - int(self.config.duplicate_window * 1e9)
+        horizon = now - int(self._config.duplicate_window * 1e9)
         d = self._dedupe
         while d:
             key = next(iter(d))
@@ -231,7 +231,7 @@ class Stream:
 
     def expire(self, now: int) -> int:
         """Remove messages older than max_age; return the next expiry time (0 if none)."""
-        max_age = self.config.max_age
+        max_age = self._config.max_age
         if max_age <= 0:
             return 0
         horizon = now - int(max_age * 1e9)
@@ -279,7 +279,7 @@ class Stream:
 
     def drop_unneeded(self) -> None:
         """Under interest retention, remove every message no consumer needs (consumer deleted)."""
-        if self.config.retention is RetentionPolicy.LIMITS:
+        if self._keeps_all:
             return
         for seq in list(self.store.msgs):
             self.on_acked(seq)
