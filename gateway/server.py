@@ -237,7 +237,7 @@ def _tcp_tls(tls: ListenerTLS | None, *, fallback: float | None = None) -> dict[
     if tls is None:
         return {}
     return {
-        "ssl_context": tls.context,
+        "ssl_context": tls.openssl,
         "tls_handshake_timeout": tls.timeout,
         "tls_failures": tls.refused,
         "tls_first_fallback": fallback,
@@ -248,4 +248,6 @@ def _ws_tls(tls: ListenerTLS | None) -> dict[str, Any]:
     """WebSocketListener arguments for ``wss://`` (none without ``tls``)."""
     args = _tcp_tls(tls)
     args.pop("tls_first_fallback", None)
+    if tls is not None:
+        args["ssl_context"] = tls.context  # asyncio's TLS: an ssl.SSLContext
     return args

@@ -32,7 +32,7 @@ class ConnInfo:
     peer_port: int
     local_port: int
     tls: bool = False
-    peer_certificate: dict[str, Any] | None = None
+    peer_certificate: Mapping[str, Any] | None = None
     path: str | None = None
     subprotocol: str | None = None
     headers: Mapping[str, str] = field(default_factory=_no_headers)

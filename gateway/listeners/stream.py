@@ -64,6 +64,10 @@ class ByteStream(abc.ABC):
     def closed(self) -> bool:
         """True once the connection is closed or lost."""
 
+    def peer_certificate_der(self) -> bytes | None:
+        """The client certificate as DER, when the client presented one over TLS."""
+        return None
+
     def set_sync_reader(self, handler: SyncReader | None) -> None:  # noqa: B027
         """Offer bytes to ``handler`` as they arrive, while the session waits in ``read``.
 

@@ -23,8 +23,10 @@ import dataclasses
 import logging
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import SupportsIndex, cast
+
+from OpenSSL import SSL
 
 from gateway.listeners.conninfo import ConnInfo
 from gateway.listeners.ids import next_connection_id
@@ -150,13 +152,8 @@ class TcpStream(ByteStream):
     def _transport(self) -> asyncio.Transport:
         return cast(asyncio.Transport, self._writer.transport)
 
-    @property
-    def ssl_object(self) -> ssl.SSLObject | None:
-        """The TLS state of the connection, once it is TLS."""
-        if self._tls is not None:
-            return self._tls.ssl_object
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj if isinstance(obj, ssl.SSLObject) else None
+    def peer_certificate_der(self) -> bytes | None:
+        return self._tls.peer_der if self._tls is not None else None
 
     async def peek(self, timeout: float) -> bytes:
         """Up to 4 first bytes of the client, left unread; b"" if none came within ``timeout``.
@@ -197,7 +194,7 @@ class TcpStream(ByteStream):
             loop.remove_reader(sock.fileno())
             sock.close()
 
-    async def start_tls(self, context: ssl.SSLContext, timeout: float | None = None) -> None:
+    async def start_tls(self, context: SSL.Context, timeout: float | None = None) -> None:
         """Upgrade to TLS as the server side; ``info`` then tells the peer's certificate.
 
         Nothing may have been read past the point of the upgrade (the client's
@@ -221,9 +218,7 @@ class TcpStream(ByteStream):
         plaintext = tls.pending_plaintext()
         if plaintext:
             reader.feed_plaintext(plaintext)
-        ssl_object = self.ssl_object
-        certificate = ssl_object.getpeercert() if ssl_object is not None else None
-        self.info = dataclasses.replace(self.info, tls=True, peer_certificate=certificate or None)
+        self.info = dataclasses.replace(self.info, tls=True, peer_certificate=tls.peer_certificate)
 
     async def close(self) -> None:
         if self._closed and self._writer.is_closing():
@@ -273,7 +268,7 @@ class TcpListener:
         port: int,
         kind: ConnectionType,
         handler: ConnectionHandler,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: SSL.Context | None = None,
         tls_handshake_timeout: float | None = None,
         tls_failures: collections.Counter[str] | None = None,
         tls_first_fallback: float | None = None,
@@ -309,9 +304,11 @@ class TcpListener:
     @property
     def port(self) -> int:
         """The bound port (useful when asked for port 0)."""
-        if self._server is None or not self._server.sockets:
+        # uvloop's server lists its sockets where asyncio's has a tuple: read it untyped.
+        sockets: Sequence[socket.socket] = getattr(self._server, "sockets", None) or ()
+        if not sockets:
             raise RuntimeError("listener is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop accepting; connections already accepted are closed by their sessions."""

@@ -5,39 +5,51 @@ stream's reader: bytes from the socket are decrypted in the transport's
 callback (so a reader sees plaintext exactly as it would without TLS), and
 writes are encrypted before they reach the transport.
 
-Why not ``asyncio``'s own TLS (``loop.start_tls``): its protocol allocates a
-256 KiB buffer per connection and runs a state machine per read; this layer
-costs about 15% less CPU per handshake (bench/tls.py). Handshake steps
-stay on the event loop's thread: ``do_handshake`` releases the GIL, but handing
-each step to a thread pool cost more (a GIL hand-over per step) than it saved.
+The TLS object is a pyOpenSSL ``Connection`` (see ``gateway.tls.openssl`` for
+why not ``ssl``); its failures come out as the ``ssl`` exceptions the rest of
+the gateway knows. Why not ``asyncio``'s own TLS (``loop.start_tls``): its
+protocol allocates a 256 KiB buffer per connection and runs a state machine per
+read; this layer costs about 15% less CPU per handshake (bench/tls.py).
+Handshake steps stay on the event loop's thread: handing each step to a thread
+pool cost more (a GIL hand-over per step) than it saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from OpenSSL import SSL
 
 from gateway.tls.errors import TlsClosedError
+from gateway.tls.openssl import PeerCertificate, VerifyOutcome, peer_certificate_der, ssl_error
 
 #: Plaintext taken from the TLS object per call (a TLS record holds at most 16 KiB).
 RECORD_PLAINTEXT = 17 * 1024
+#: Ciphertext taken from the outgoing memory BIO per call.
+FLUSH_CHUNK = 256 * 1024
 
 
 class TlsLayer:
-    """One connection's TLS state: an ``ssl.SSLObject`` between two memory BIOs.
+    """One connection's TLS state: a pyOpenSSL ``Connection`` on memory BIOs.
 
     ``send`` writes ciphertext to the socket (the transport's ``write``).
     During the handshake ``receive`` only queues ciphertext for ``handshake``;
-    afterwards it returns the plaintext the bytes carried.
+    afterwards it returns the plaintext the bytes carried. Failures raise
+    ``ssl.SSLError`` (``ssl.SSLCertVerificationError`` for a refused certificate).
     """
 
-    def __init__(self, context: ssl.SSLContext, send: Callable[[bytes], None]) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self.ssl_object = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+    def __init__(self, context: SSL.Context, send: Callable[[bytes], None]) -> None:
+        self._verify = VerifyOutcome()
+        connection = self._connection = SSL.Connection(context, None)
+        connection.set_app_data(self._verify)
+        connection.set_accept_state()
         self._send = send
+        #: The client certificate as DER and as ``getpeercert()``'s dictionary, once known.
+        self.peer_der: bytes | None = None
+        self.peer_certificate: Mapping[str, Any] | None = None
         self.handshaking = True
         #: The peer sent close_notify: no plaintext follows.
         self.finished = False
@@ -64,19 +76,21 @@ class TlsLayer:
                     self._wakeup = None
             self._take_arrived()
             try:
-                self.ssl_object.do_handshake()
-            except ssl.SSLWantReadError:
+                self._connection.do_handshake()
+            except SSL.WantReadError:
                 self._flush()
                 continue
-            except ssl.SSLError:
+            except SSL.Error as exc:
                 self._flush()  # the alert tells the client why
-                raise
+                raise ssl_error(exc, self._verify) from None
             self.handshaking = False
+            der = self.peer_der = peer_certificate_der(self._connection)
+            if der is not None:
+                self.peer_certificate = PeerCertificate(der)
             if self._unsent:
-                self.ssl_object.write(b"".join(self._unsent))
+                self._connection.sendall(b"".join(self._unsent))
                 self._unsent.clear()
             self._flush()
-            self._take_arrived()  # records that came right behind the handshake
             return
 
     def receive(self, data: bytes) -> bytes:
@@ -88,7 +102,7 @@ class TlsLayer:
             self._arrived.append(data)
             self._wake()
             return b""
-        self._incoming.write(data)
+        self._connection.bio_write(data)
         return self._decrypt()
 
     def receive_eof(self) -> None:
@@ -98,7 +112,7 @@ class TlsLayer:
 
     def pending_plaintext(self) -> bytes:
         """Plaintext of records that arrived together with the end of the handshake."""
-        return self._decrypt() if self._incoming.pending else b""
+        return self._decrypt()
 
     def send(self, data: bytes) -> None:
         """Encrypt ``data`` and hand the records to the socket (after the handshake, if
@@ -106,7 +120,10 @@ class TlsLayer:
         if self.handshaking:
             self._unsent.append(data)
             return
-        self.ssl_object.write(data)
+        try:
+            self._connection.sendall(data)
+        except SSL.Error as exc:
+            raise ssl_error(exc, None) from None
         self._flush()
 
     def close_notify(self) -> None:
@@ -114,39 +131,47 @@ class TlsLayer:
         if self.handshaking or self._notified:
             return
         self._notified = True
-        # No answer is awaited: a memory BIO reports waiting for one as want-read.
-        with contextlib.suppress(ssl.SSLError):
-            self.ssl_object.unwrap()
+        # No answer is awaited: ``shutdown`` only sends ours.
+        with contextlib.suppress(SSL.Error):
+            self._connection.shutdown()
         self._flush()
 
     def _decrypt(self) -> bytes:
         chunks = []
-        read = self.ssl_object.read
+        read = self._connection.recv
         while True:
             try:
                 chunk = read(RECORD_PLAINTEXT)
-            except ssl.SSLWantReadError:
+            except SSL.WantReadError:
                 break
-            except ssl.SSLZeroReturnError:
+            except SSL.ZeroReturnError:  # close_notify
                 self.finished = True
                 break
-            if not chunk:  # close_notify: ``read`` answers b"" rather than raising
+            except SSL.Error as exc:
+                raise ssl_error(exc, None) from None
+            if not chunk:
                 self.finished = True
                 break
             chunks.append(chunk)
-        if self._outgoing.pending:  # e.g. the answer to a TLS 1.3 key update
-            self._flush()
+        self._flush()  # e.g. the answer to a TLS 1.3 key update
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _take_arrived(self) -> None:
         if self._arrived:
             data = b"".join(self._arrived)
             self._arrived.clear()
-            self._incoming.write(data)
+            self._connection.bio_write(data)
 
     def _flush(self) -> None:
-        if self._outgoing.pending:
-            self._send(self._outgoing.read())
+        connection = self._connection
+        while True:
+            try:
+                data = connection.bio_read(FLUSH_CHUNK)
+            except SSL.WantReadError:  # nothing (more) to send
+                return
+            self._send(data)
+            if len(data) < FLUSH_CHUNK:
+                return
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():

@@ -55,6 +55,11 @@ class WebSocketStream(ByteStream):
         self._flushing: asyncio.Task[None] | None = None
         self._closed = False
 
+    def peer_certificate_der(self) -> bytes | None:
+        ssl_object = self._ws.transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return der if isinstance(der, bytes) else None
+
     async def read(self) -> bytes:
         if self._closed:
             return b""

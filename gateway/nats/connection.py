@@ -156,7 +156,7 @@ class NatsConnection:
             log.warning("cid:%d: this transport cannot be upgraded to TLS", self.cid)
             return False
         try:
-            await start_tls(self.tls.context, self.tls.timeout)
+            await start_tls(self.tls.openssl, self.tls.timeout)
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             reason = failure_reason(exc)
             self.tls.refused[reason] += 1

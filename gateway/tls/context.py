@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.serialization import (
@@ -119,9 +120,10 @@ def _check_lists(errors: _Errors) -> None:
             errors.add(key, f"cannot read the {key} certificates: {exc}")
 
 
-def _ciphers(errors: _Errors) -> list[str]:
+def tls12_ciphers(cipher_suites: Iterable[str]) -> list[str]:
+    """OpenSSL's names of the TLS 1.2 suites in ``cipher_suites`` (Go's or OpenSSL's names)."""
     names: list[str] = []
-    for name in errors.tls.cipher_suites:
+    for name in cipher_suites:
         if name in _TLS13_SUITES:
             continue  # always enabled with TLS 1.3; Python's ssl cannot restrict them
         names.append(_GO_CIPHERS.get(name, name))
@@ -166,7 +168,7 @@ def server_context(
         context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:
         errors.add("cert_file" if tls.cert_file else "tls", f"cannot use {cert}: {exc.reason}")
-    ciphers = _ciphers(errors)
+    ciphers = tls12_ciphers(tls.cipher_suites)
     if ciphers:
         try:
             context.set_ciphers(":".join(ciphers))

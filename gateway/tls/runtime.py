@@ -21,31 +21,20 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from OpenSSL import SSL
 
 from gateway.listeners.stream import ByteStream, ConnectionHandler
 from gateway.options.model import Options, TLSOptions
 from gateway.tls.ca import BuiltinCA, default_ca_dir
 from gateway.tls.context import listener_blocks, refresh_trust, server_context
 from gateway.tls.lists import CertificatePolicy
+from gateway.tls.openssl import openssl_context, refresh_openssl_trust
 
 log = logging.getLogger("jetgate.tls")
 
 WATCH_INTERVAL = 0.25
 _WILDCARDS = ("", "0.0.0.0", "::")
-
-
-def peer_certificate_der(stream: ByteStream) -> bytes | None:
-    """The client certificate of ``stream`` as DER, when it presented one over TLS."""
-    ssl_object: Any = getattr(stream, "ssl_object", None)
-    if ssl_object is None:
-        # WebSocketStream keeps its connection to itself; its transport knows the TLS state.
-        transport = getattr(getattr(stream, "_ws", None), "transport", None)
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    return der if isinstance(der, bytes) else None
 
 
 @dataclass
@@ -54,7 +43,10 @@ class ListenerTLS:
 
     where: str
     options: TLSOptions
+    #: For the WebSocket listener (asyncio's TLS).
     context: ssl.SSLContext
+    #: For the TCP listeners (``TlsLayer``): the same settings on pyOpenSSL.
+    openssl: SSL.Context
     policy: CertificatePolicy
     refused: collections.Counter[str] = field(default_factory=collections.Counter)
     streams: dict[ByteStream, bytes | None] = field(default_factory=dict)
@@ -66,7 +58,7 @@ class ListenerTLS:
 
     def admit(self, stream: ByteStream) -> str | None:
         """Check the certificate of a stream whose handshake is done; remember it if accepted."""
-        der = peer_certificate_der(stream)
+        der = stream.peer_certificate_der()
         reason = self.policy.refusal(der)
         if reason is not None:
             self.refused[reason] += 1
@@ -143,19 +135,22 @@ class TLSRuntime:
 
     def _build(self, options: Options, where: str, tls: TLSOptions) -> ListenerTLS:
         extra_revoked: Sequence[str] = ()
+        cert_file, key_file, client_ca = tls.cert_file, tls.key_file, None
         if tls.builtin_ca:
             ca = self._builtin(options, tls)
             cert, key, created = ca.server_certificate(_server_hosts(options))
             if created:
                 log.info("built-in CA issued the broker certificate %s", cert)
             log.info("%s TLS uses the built-in CA: clients trust %s", where, ca.cert_path)
-            context = server_context(
-                tls, where, cert_file=str(cert), key_file=str(key), client_ca=str(ca.cert_path)
-            )
+            cert_file, key_file, client_ca = str(cert), str(key), str(ca.cert_path)
             extra_revoked = (str(ca.revoked_path),)
-        else:
-            context = server_context(tls, where)
-        return ListenerTLS(where, tls, context, CertificatePolicy(tls, extra_revoked))
+        context = server_context(
+            tls, where, cert_file=cert_file, key_file=key_file, client_ca=client_ca
+        )
+        # server_context has checked that the files exist and fit together.
+        assert cert_file is not None and key_file is not None
+        fast = openssl_context(tls, cert_file, key_file, tls.ca_file or client_ca)
+        return ListenerTLS(where, tls, context, fast, CertificatePolicy(tls, extra_revoked))
 
     def guard(self, listener: ListenerTLS, handler: ConnectionHandler) -> ConnectionHandler:
         """``handler`` behind the certificate policy of ``listener``."""
@@ -189,7 +184,9 @@ class TLSRuntime:
         for listener in self.listeners.values():
             if listener.policy.reload_if_changed():
                 log.info("%s TLS: certificate lists re-read", listener.where)
-                refresh_trust(listener.context, listener.options, listener.policy.authorized)
+                authorized = listener.policy.authorized
+                refresh_trust(listener.context, listener.options, authorized)
+                refresh_openssl_trust(listener.openssl, listener.options, authorized)
                 closing.extend(listener.recheck())
         loop = asyncio.get_running_loop()
         for stream in closing:

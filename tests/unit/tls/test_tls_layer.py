@@ -2,7 +2,9 @@
 
 Covers records split at any byte, application data that comes in the same
 chunk as the end of the handshake, close_notify, a corrupted record, the
-client closing mid-handshake and writes larger than one TLS record.
+client closing mid-handshake, writes larger than one TLS record, and the
+failures coming out as the ``ssl`` exceptions Python's own TLS raises
+(with OpenSSL's verification code for a refused certificate).
 """
 
 from __future__ import annotations
@@ -12,9 +14,16 @@ import ssl
 from collections.abc import Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
 
 from gateway.listeners.tls_layer import TlsLayer
+from gateway.options.model import TLSOptions
+from gateway.tls.certs import fingerprint
 from gateway.tls.errors import TlsClosedError
+from gateway.tls.handshake import failure_reason
+from gateway.tls.openssl import PeerCertificate, openssl_context
 from tests.integration.tls.pki import Pki, make_pki
 
 
@@ -23,13 +32,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def server_context(pki: Pki, verify: bool = True) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
-    if verify:
-        context.load_verify_locations(str(pki.ca))
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
+def server_context(pki: Pki, verify: bool = True) -> SSL.Context:
+    tls = TLSOptions(str(pki.server.cert), str(pki.server.key), str(pki.ca), verify=verify)
+    return openssl_context(tls, str(pki.server.cert), str(pki.server.key), str(pki.ca))
 
 
 class Client:
@@ -69,7 +74,7 @@ class Client:
 class Server:
     """A TlsLayer whose ciphertext goes to a list."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: SSL.Context) -> None:
         self.sent: list[bytes] = []
         self.layer = TlsLayer(context, self.sent.append)
 
@@ -108,7 +113,10 @@ async def test_handshake_completes_whatever_the_pieces_and_gives_the_peer_certif
     server = Server(server_context(pki))
     await handshake(client, server, piece)
     assert not server.layer.handshaking
-    assert server.layer.ssl_object.getpeercert()["subject"][-1] == (("commonName", "dev-42"),)
+    assert server.layer.peer_certificate is not None
+    assert server.layer.peer_certificate["subject"][-1] == (("commonName", "dev-42"),)
+    assert server.layer.peer_der is not None
+    assert fingerprint(server.layer.peer_der) == pki.clients["dn"].fingerprint
 
 
 async def test_data_behind_the_clients_last_flight_is_not_lost(pki: Pki) -> None:
@@ -219,3 +227,31 @@ async def test_what_is_sent_during_the_handshake_follows_it(pki: Pki) -> None:
     await handshake(client, server)
     client.receive(server.take())
     assert client.plaintext() == b"INFO early"
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "reason"),
+    [("rogue", 20, "unknown CA"), ("expired", 10, "expired")],
+)
+async def test_a_refused_certificate_raises_the_verification_error_with_its_code(
+    pki: Pki, name: str, code: int, reason: str
+) -> None:
+    client = Client(pki.client_context(name))
+    server = Server(server_context(pki))
+    with pytest.raises(ssl.SSLCertVerificationError) as failure:
+        await handshake(client, server)
+    assert failure.value.verify_code == code
+    assert failure.value.reason == "CERTIFICATE_VERIFY_FAILED"
+    assert failure_reason(failure.value) == reason
+
+
+@pytest.mark.parametrize("name", ["dn", "mail", "dns", "expired", "revoked"])
+def test_the_peer_certificate_reads_as_pythons_getpeercert(pki: Pki, name: str) -> None:
+    # WebSocket clients are described by Python's ssl, TCP clients by pyOpenSSL: the
+    # user a certificate maps to must not depend on the listener.
+    issued = pki.clients[name]
+    expected = ssl._ssl._test_decode_cert(str(issued.cert))  # type: ignore[attr-defined]
+    der = x509.load_pem_x509_certificate(issued.cert.read_bytes()).public_bytes(Encoding.DER)
+    got = dict(PeerCertificate(der))
+    for key in ("subject", "issuer", "subjectAltName", "serialNumber", "notBefore", "notAfter"):
+        assert got.get(key) == expected.get(key), key

@@ -1,0 +1,231 @@
+"""The TCP listeners' server TLS context, on pyOpenSSL, and what its handshakes report.
+
+Python's ``ssl`` runs on the system's OpenSSL (3.0 on Debian 12 and Ubuntu 22.04),
+whose server handshake costs about 30% more CPU than the OpenSSL inside
+``cryptography``'s wheel, which pyOpenSSL reaches (bench/tls.py). The MQTT and
+NATS TCP listeners therefore handshake through this context (``TlsLayer``); the
+WebSocket listener keeps ``ssl`` (asyncio's TLS needs an ``ssl.SSLContext``).
+``openssl_context`` builds it from the same ``tls`` block and files as
+``server_context`` (which has already reported every file mistake as a
+``ConfigError``), so both listeners accept exactly the same clients.
+
+A failed handshake is reported as the ``ssl`` exception the stdlib would raise
+(``ssl_error``), so one ``failure_reason`` serves both stacks; a refused client
+certificate carries OpenSSL's verification code, caught by ``VerifyOutcome``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL, crypto
+
+from gateway.options.model import TLSOptions
+from gateway.tls.context import tls12_ciphers
+from gateway.tls.lists import CertificateList
+
+#: OpenSSL's long names, as ``ssl.SSLSocket.getpeercert()`` spells attribute types.
+_LONG_NAMES = {
+    NameOID.COMMON_NAME: "commonName",
+    NameOID.COUNTRY_NAME: "countryName",
+    NameOID.LOCALITY_NAME: "localityName",
+    NameOID.STATE_OR_PROVINCE_NAME: "stateOrProvinceName",
+    NameOID.STREET_ADDRESS: "streetAddress",
+    NameOID.ORGANIZATION_NAME: "organizationName",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "organizationalUnitName",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.SURNAME: "surname",
+    NameOID.GIVEN_NAME: "givenName",
+    NameOID.TITLE: "title",
+    NameOID.PSEUDONYM: "pseudonym",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.DOMAIN_COMPONENT: "domainComponent",
+    NameOID.USER_ID: "userId",
+    NameOID.POSTAL_CODE: "postalCode",
+    NameOID.BUSINESS_CATEGORY: "businessCategory",
+}
+_MIN_VERSIONS = {"1.3": SSL.TLS1_3_VERSION}
+
+
+class VerifyOutcome:
+    """The first client-certificate verification failure of one handshake (OpenSSL's code)."""
+
+    __slots__ = ("code",)
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+
+
+def _note_verification(
+    connection: SSL.Connection, _cert: crypto.X509, code: int, _depth: int, ok: int
+) -> bool:
+    # OpenSSL's own verdict stands; the code is kept for the log and the counters.
+    if not ok:
+        outcome = connection.get_app_data()
+        if isinstance(outcome, VerifyOutcome) and outcome.code is None:
+            outcome.code = code
+    return bool(ok)
+
+
+def openssl_context(tls: TLSOptions, cert: str, key: str, ca: str | None) -> SSL.Context:
+    """The server context for ``tls``, with ``cert``/``key`` and client CAs from ``ca``.
+
+    Raises ``SSL.Error`` only for files ``server_context`` already accepted, i.e. never
+    in practice.
+    """
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    # No TLS 1.3 session tickets, as in ``server_context``.
+    context.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    context.set_min_proto_version(_MIN_VERSIONS.get(tls.min_version or "", SSL.TLS1_2_VERSION))
+    context.use_certificate_chain_file(cert)
+    context.use_privatekey_file(key)
+    context.check_privatekey()
+    ciphers = tls12_ciphers(tls.cipher_suites)
+    if ciphers:
+        context.set_cipher_list(":".join(ciphers).encode())
+    if tls.wants_client_certificate:
+        if ca:
+            context.load_verify_locations(ca)
+        else:
+            context.set_default_verify_paths()
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _note_verification)
+        if tls.trust_authorized:
+            trust_listed(context, CertificateList(tls.authorized))
+    return context
+
+
+def trust_listed(context: SSL.Context, listed: CertificateList) -> None:
+    """Make listed certificates trust anchors of their own (``trust_authorized``)."""
+    if not listed.certificates:
+        return
+    store = context.get_cert_store()
+    if store is None:
+        return
+    for certificate in listed.certificates:
+        try:
+            store.add_cert(crypto.X509.from_cryptography(certificate))
+        except crypto.Error:
+            continue  # already an anchor: the list was re-read
+    # A leaf in the trust store ends the chain there: OpenSSL's partial chains.
+    store.set_flags(crypto.X509StoreFlags.PARTIAL_CHAIN)
+
+
+def refresh_openssl_trust(context: SSL.Context, tls: TLSOptions, listed: CertificateList) -> None:
+    """Add certificates newly listed as authorized to the anchors (``trust_authorized``)."""
+    if tls.trust_authorized:
+        trust_listed(context, listed)
+
+
+def ssl_error(exc: SSL.Error, outcome: VerifyOutcome | None) -> ssl.SSLError:
+    """The ``ssl`` exception Python's own TLS would have raised for ``exc``."""
+    reason = ""
+    details = exc.args[0] if exc.args else None
+    if isinstance(details, list) and details and isinstance(details[-1], tuple):
+        reason = str(details[-1][-1]).upper().replace(" ", "_")
+    if outcome is not None and outcome.code is not None:
+        verify = ssl.SSLCertVerificationError(1, f"certificate verify failed ({outcome.code})")
+        verify.reason = "CERTIFICATE_VERIFY_FAILED"
+        verify.library = "SSL"
+        verify.verify_code = outcome.code
+        verify.verify_message = _verify_message(outcome.code)
+        return verify
+    error = ssl.SSLError(1, f"[SSL: {reason}] {reason.lower().replace('_', ' ')}")
+    error.reason = reason
+    error.library = "SSL"
+    return error
+
+
+def _verify_message(code: int) -> str:
+    messages = {
+        2: "unable to get issuer certificate",
+        9: "certificate is not yet valid",
+        10: "certificate has expired",
+        18: "self-signed certificate",
+        19: "self-signed certificate in certificate chain",
+        20: "unable to get local issuer certificate",
+        21: "unable to verify the first certificate",
+        23: "certificate revoked",
+    }
+    return messages.get(code, f"verification error {code}")
+
+
+def peer_certificate_der(connection: SSL.Connection) -> bytes | None:
+    """The client certificate of a finished handshake as DER (None if it sent none)."""
+    certificate = connection.get_peer_certificate()
+    if certificate is None:
+        return None
+    return crypto.dump_certificate(crypto.FILETYPE_ASN1, certificate)
+
+
+class PeerCertificate(Mapping[str, Any]):
+    """A client certificate as the dictionary ``getpeercert()`` gives, decoded when first read.
+
+    Most connections never look at it (only ``verify_and_map`` does), and decoding
+    costs a tenth of a handshake.
+    """
+
+    def __init__(self, der: bytes) -> None:
+        self.der = der
+        self._fields: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = peercert_dict(x509.load_der_x509_certificate(self.der))
+        return self._fields
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+
+def _name(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
+    return tuple(
+        tuple(
+            (_LONG_NAMES.get(attribute.oid, attribute.oid.dotted_string), str(attribute.value))
+            for attribute in rdn
+        )
+        for rdn in name.rdns
+    )
+
+
+def _when(moment: datetime.datetime) -> str:
+    return f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S %Y} GMT"
+
+
+def peercert_dict(certificate: x509.Certificate) -> dict[str, Any]:
+    """``certificate`` in the form of ``ssl.SSLSocket.getpeercert()``."""
+    out: dict[str, Any] = {
+        "subject": _name(certificate.subject),
+        "issuer": _name(certificate.issuer),
+        "version": certificate.version.value + 1,
+        "serialNumber": f"{certificate.serial_number:X}",
+        "notBefore": _when(certificate.not_valid_before_utc),
+        "notAfter": _when(certificate.not_valid_after_utc),
+    }
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return out
+    alt: list[tuple[str, str]] = []
+    for entry in names:
+        if isinstance(entry, x509.RFC822Name):
+            alt.append(("email", entry.value))
+        elif isinstance(entry, x509.DNSName):
+            alt.append(("DNS", entry.value))
+        elif isinstance(entry, x509.IPAddress):
+            alt.append(("IP Address", str(entry.value)))
+        elif isinstance(entry, x509.UniformResourceIdentifier):
+            alt.append(("URI", entry.value))
+    if alt:
+        out["subjectAltName"] = tuple(alt)
+    return out
