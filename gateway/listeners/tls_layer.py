@@ -90,6 +90,10 @@ class TlsLayer:
             if self._unsent:
                 self._connection.sendall(b"".join(self._unsent))
                 self._unsent.clear()
+            elif self._connection.get_protocol_version() == SSL.TLS1_3_VERSION:
+                # All that is pending is session tickets: they go with the first reply
+                # (one write and one wake-up less for both ends).
+                return
             self._flush()
             return
 

@@ -79,8 +79,10 @@ def openssl_context(tls: TLSOptions, cert: str, key: str, ca: str | None) -> SSL
     in practice.
     """
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
-    # No TLS 1.3 session tickets, as in ``server_context``.
     context.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+    # pyOpenSSL cannot set the number of TLS 1.3 tickets to zero: OpenSSL still sends
+    # two (see TlsLayer), which no cache backs, so they resume nothing and hold nothing.
+    context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     context.set_min_proto_version(_MIN_VERSIONS.get(tls.min_version or "", SSL.TLS1_2_VERSION))
     context.use_certificate_chain_file(cert)
     context.use_privatekey_file(key)
