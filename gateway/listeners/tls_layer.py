@@ -36,7 +36,7 @@ class TlsLayer:
     """One connection's TLS state: a pyOpenSSL ``Connection`` on memory BIOs.
 
     ``send`` writes ciphertext to the socket (the transport's ``write``).
-    During the handshake ``receive`` only queues ciphertext for ``handshake``;
+    During the handshake ``receive`` advances it (``handshake`` awaits the outcome);
     afterwards it returns the plaintext the bytes carried. Failures raise
     ``ssl.SSLError`` (``ssl.SSLCertVerificationError`` for a refused certificate).
     """
@@ -53,66 +53,93 @@ class TlsLayer:
         self.handshaking = True
         #: The peer sent close_notify: no plaintext follows.
         self.finished = False
-        self._arrived: list[bytes] = []
         self._unsent: list[bytes] = []
-        self._raw_eof = False
-        self._wakeup: asyncio.Future[None] | None = None
+        #: Why the handshake cannot finish (failed, abandoned, or the client left).
+        self._failure: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._notified = False
+        #: Records wait in the TLS object for the first ``send`` (see ``_step``).
+        self._holding = False
 
     async def handshake(self) -> None:
         """Complete the server handshake, raising ``ssl.SSLError`` or ``TlsClosedError``.
 
-        Cancelling (a deadline) abandons the handshake; the caller then closes the socket.
+        The steps run as the client's flights arrive (``receive``), in the transport's
+        callback; this only waits for the outcome. Cancelling (a deadline) abandons the
+        handshake; the caller then closes the socket.
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            while not self._arrived:
-                if self._raw_eof:
-                    raise TlsClosedError("closed during the TLS handshake")
-                self._wakeup = loop.create_future()
-                try:
-                    await self._wakeup
-                finally:
-                    self._wakeup = None
-            self._take_arrived()
+        if self.handshaking and self._failure is None:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                self._connection.do_handshake()
-            except SSL.WantReadError:
-                self._flush()
-                continue
-            except SSL.Error as exc:
-                self._flush()  # the alert tells the client why
-                raise ssl_error(exc, self._verify) from None
-            self.handshaking = False
-            der = self.peer_der = peer_certificate_der(self._connection)
-            if der is not None:
-                self.peer_certificate = PeerCertificate(der)
-            if self._unsent:
-                self._connection.sendall(b"".join(self._unsent))
-                self._unsent.clear()
-            elif self._connection.get_protocol_version() == SSL.TLS1_3_VERSION:
-                # All that is pending is session tickets: they go with the first reply
-                # (one write and one wake-up less for both ends).
-                return
-            self._flush()
-            return
+                await waiter
+            finally:
+                self._waiter = None
+                self._abandon()
+        self._raise_failure()
+
+    # Two methods, not inline code: mypyc would keep ``_failure`` narrowed to None
+    # across the ``await`` above, where ``receive`` may have set it.
+    def _abandon(self) -> None:
+        if self.handshaking and self._failure is None:
+            self._failure = TlsClosedError("TLS handshake abandoned")
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def receive(self, data: bytes) -> bytes:
         """Ciphertext from the socket in; the plaintext it completes out (b"" if none yet).
 
-        Raises ``ssl.SSLError`` for a record that does not decrypt.
+        During the handshake the bytes advance it, and b"" comes back: plaintext that
+        came with the client's last flight waits for ``pending_plaintext``. Raises
+        ``ssl.SSLError`` for a record that does not decrypt.
         """
-        if self.handshaking:
-            self._arrived.append(data)
-            self._wake()
-            return b""
         self._connection.bio_write(data)
+        if self.handshaking:
+            if self._failure is None:
+                self._step()
+            return b""
         return self._decrypt()
 
     def receive_eof(self) -> None:
         """The socket reached end of file."""
-        self._raw_eof = True
+        if self.handshaking and self._failure is None:
+            self._fail(TlsClosedError("closed during the TLS handshake"))
+
+    def _step(self) -> None:
+        try:
+            self._connection.do_handshake()
+        except SSL.WantReadError:
+            self._flush()
+            return
+        except SSL.Error as exc:
+            self._flush()  # the alert tells the client why
+            self._fail(ssl_error(exc, self._verify))
+            return
+        self.handshaking = False
+        der = self.peer_der = peer_certificate_der(self._connection)
+        if der is not None:
+            self.peer_certificate = PeerCertificate(der)
+        if self._unsent:
+            self._connection.sendall(b"".join(self._unsent))
+            self._unsent.clear()
+            self._flush()
+        elif self._connection.get_protocol_version() == SSL.TLS1_3_VERSION:
+            # Nothing to say yet: all that is pending is session tickets, and they go
+            # with the first reply (one write and one wake-up less for both ends).
+            self._holding = True
+        else:
+            self._flush()  # TLS 1.2: the server's Finished
         self._wake()
+
+    def _fail(self, failure: BaseException) -> None:
+        self._failure = failure
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def pending_plaintext(self) -> bytes:
         """Plaintext of records that arrived together with the end of the handshake."""
@@ -157,16 +184,12 @@ class TlsLayer:
                 self.finished = True
                 break
             chunks.append(chunk)
-        self._flush()  # e.g. the answer to a TLS 1.3 key update
+        if not self._holding:
+            self._flush()  # e.g. the answer to a TLS 1.3 key update
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _take_arrived(self) -> None:
-        if self._arrived:
-            data = b"".join(self._arrived)
-            self._arrived.clear()
-            self._connection.bio_write(data)
-
     def _flush(self) -> None:
+        self._holding = False
         connection = self._connection
         while True:
             try:
@@ -176,7 +199,3 @@ class TlsLayer:
             self._send(data)
             if len(data) < FLUSH_CHUNK:
                 return
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)

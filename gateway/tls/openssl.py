@@ -49,6 +49,7 @@ _LONG_NAMES = {
     NameOID.POSTAL_CODE: "postalCode",
     NameOID.BUSINESS_CATEGORY: "businessCategory",
 }
+TLS13_PREFERENCE = b"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 _MIN_VERSIONS = {"1.3": SSL.TLS1_3_VERSION}
 
 
@@ -83,6 +84,10 @@ def openssl_context(tls: TLSOptions, cert: str, key: str, ca: str | None) -> SSL
     # pyOpenSSL cannot set the number of TLS 1.3 tickets to zero: OpenSSL still sends
     # two (see TlsLayer), which no cache backs, so they resume nothing and hold nothing.
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    # As the NATS server (Go) does with AES hardware: AES-128 first, chosen by the server.
+    # It costs both ends less than the AES-256/SHA-384 suite OpenSSL clients ask for first.
+    context.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE)
+    context.set_tls13_ciphersuites(TLS13_PREFERENCE)
     context.set_min_proto_version(_MIN_VERSIONS.get(tls.min_version or "", SSL.TLS1_2_VERSION))
     context.use_certificate_chain_file(cert)
     context.use_privatekey_file(key)

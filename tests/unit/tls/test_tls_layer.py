@@ -255,3 +255,36 @@ def test_the_peer_certificate_reads_as_pythons_getpeercert(pki: Pki, name: str) 
     got = dict(PeerCertificate(der))
     for key in ("subject", "issuer", "subjectAltName", "serialNumber", "notBefore", "notAfter"):
         assert got.get(key) == expected.get(key), key
+
+
+async def test_tls13_session_tickets_go_out_with_the_first_reply(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    client.step()
+    server.layer.receive(client.records())  # ClientHello: the server's flight goes out
+    assert len(server.sent) == 1
+    client.receive(server.take())
+    assert client.step()
+    server.layer.receive(client.records())  # the client's Finished ends the handshake
+    await task
+    assert server.sent == []  # the tickets wait
+    server.layer.send(b"CONNACK")
+    assert len(server.sent) == 1  # tickets and the reply: one write
+    client.receive(server.take())
+    assert client.plaintext() == b"CONNACK"
+
+
+async def test_a_handshake_abandoned_by_its_deadline_ignores_later_bytes(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    client.step()
+    assert server.layer.receive(client.records()) == b""
+    assert server.sent == []  # no ServerHello for an abandoned handshake
+    with pytest.raises(TlsClosedError):
+        await server.layer.handshake()
