@@ -288,3 +288,21 @@ async def test_a_handshake_abandoned_by_its_deadline_ignores_later_bytes(pki: Pk
     assert server.sent == []  # no ServerHello for an abandoned handshake
     with pytest.raises(TlsClosedError):
         await server.layer.handshake()
+
+
+async def test_no_session_resumes(pki: Pki) -> None:
+    context = pki.client_context()
+    context_server = server_context(pki, verify=False)
+    first, server = Client(context), Server(context_server)
+    await handshake(first, server)
+    server.layer.send(b"CONNACK")  # the tickets come with it
+    first.receive(server.take())
+    assert first.plaintext() == b"CONNACK"
+    session = first.tls.session
+    assert session is not None
+    second = Client(context)
+    second.tls = context.wrap_bio(
+        second.incoming, second.outgoing, server_hostname="localhost", session=session
+    )
+    await handshake(second, Server(context_server))
+    assert not second.tls.session_reused  # a full handshake
