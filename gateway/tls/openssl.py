@@ -205,6 +205,12 @@ def _name(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
     )
 
 
+def _serial(number: int) -> str:
+    # Whole bytes, as OpenSSL prints an ASN.1 integer: 0x0CC4... keeps its leading zero.
+    digits = f"{number:X}"
+    return digits if len(digits) % 2 == 0 else "0" + digits
+
+
 def _when(moment: datetime.datetime) -> str:
     return f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S %Y} GMT"
 
@@ -215,7 +221,7 @@ def peercert_dict(certificate: x509.Certificate) -> dict[str, Any]:
         "subject": _name(certificate.subject),
         "issuer": _name(certificate.issuer),
         "version": certificate.version.value + 1,
-        "serialNumber": f"{certificate.serial_number:X}",
+        "serialNumber": _serial(certificate.serial_number),
         "notBefore": _when(certificate.not_valid_before_utc),
         "notAfter": _when(certificate.not_valid_after_utc),
     }

@@ -10,12 +10,17 @@ failures coming out as the ``ssl`` exceptions Python's own TLS raises
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from gateway.listeners.tls_layer import TlsLayer
@@ -306,3 +311,37 @@ async def test_no_session_resumes(pki: Pki) -> None:
     )
     await handshake(second, Server(context_server))
     assert not second.tls.session_reused  # a full handshake
+
+
+async def test_a_write_larger_than_one_flush_reaches_the_client_whole(pki: Pki) -> None:
+    client = Client(pki.client_context("dn"))
+    server = Server(server_context(pki))
+    await handshake(client, server)
+    big = bytes(range(256)) * 2400  # 600 KiB: more than one read of the outgoing BIO
+    server.layer.send(big)
+    assert len(server.sent) > 1
+    client.receive(server.take())
+    assert client.plaintext() == big
+
+
+def test_a_serial_number_with_a_leading_zero_nibble_keeps_it_as_pythons_ssl_does(
+    tmp_path: Path,
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zero")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x0ABCDE)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "zero.pem"
+    path.write_bytes(cert.public_bytes(Encoding.PEM))
+    expected = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    got = PeerCertificate(cert.public_bytes(Encoding.DER))
+    assert got["serialNumber"] == expected["serialNumber"] == "0ABCDE"
