@@ -9,19 +9,24 @@ bounded by the connection's ``pending_size``; a command that would overflow it
 is refused (``send`` returns False), where nats-py would raise.
 
 Uses nats-py internals (``_pending``, ``_pending_data_size``,
-``_max_pending_size``, ``_flush_queue``); ``INTERNALS`` names them for callers
-that check the installed nats-py has them.
+``_max_pending_size``, ``_flush_queue``, ``_status``); ``INTERNALS`` names them
+for callers that check the installed nats-py has them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 from nats.aio.client import Client as NATS
 
 __all__ = ["INTERNALS", "NatsOutbox"]
 
-INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size")
+INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_status")
+
+_CONNECTED: Final = NATS.CONNECTED
+_DRAINING_SUBS: Final = NATS.DRAINING_SUBS
+_DRAINING_PUBS: Final = NATS.DRAINING_PUBS
 
 
 class NatsOutbox:
@@ -41,7 +46,10 @@ class NatsOutbox:
         """
         nc = self.nc
         total = nc._pending_data_size + len(cmd)
-        if not nc.is_connected and (nc._max_pending_size <= 0 or total > nc._max_pending_size):
+        # nats-py's ``is_connected``, without a Python property call per command.
+        status = nc._status
+        connected = status in (_CONNECTED, _DRAINING_SUBS, _DRAINING_PUBS)
+        if not connected and (nc._max_pending_size <= 0 or total > nc._max_pending_size):
             return False
         if messages:
             stats = nc.stats
@@ -49,7 +57,7 @@ class NatsOutbox:
             stats["out_bytes"] += size
         nc._pending.append(cmd)
         nc._pending_data_size = total
-        if not nc.is_connected:
+        if not connected:
             return True  # nats-py writes the buffer once reconnected
         queue = nc._flush_queue
         if queue is not None and queue.empty():

@@ -405,7 +405,8 @@ class UpstreamBus(Bus):
         if self._closed:
             raise BusClosed("bus closed")
         nc = self._nc
-        if nc.is_closed or nc.is_draining_pubs:
+        status = nc._status  # ``is_closed or is_draining_pubs`` without two property calls
+        if status == NATS.CLOSED or status == NATS.DRAINING_PUBS:
             raise BusClosed("upstream connection closed")
         validate_subject(subject)
         return nc

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
+from typing import ClassVar
 
 from gateway.bus.api import BusError
 from gateway.joins import interleave
@@ -47,9 +49,28 @@ class PayloadTooLarge(BusError, ValueError):
     """
 
 
+class _LastView:
+    """The read-only mapping encoded last, and its block (see ``encode_headers``)."""
+
+    view: ClassVar[Mapping[str, str] | None] = None
+    block: ClassVar[bytes] = b""
+
+
 def encode_headers(headers: Mapping[str, str]) -> bytes:
-    """The ``NATS/1.0`` header block (ending in an empty line) for ``headers``."""
-    # Cached: a stream's messages mostly repeat a few blocks (``Nmqtt-Pub: 1``).
+    """The ``NATS/1.0`` header block (ending in an empty line) for ``headers``.
+
+    A ``MappingProxyType`` is taken to be fixed: its contents must not change after
+    it was first encoded (the MQTT bare-QoS headers are such constants).
+    """
+    if type(headers) is MappingProxyType:
+        # A read-only mapping shared by many messages (MQTT's bare ``Nmqtt-Pub: 1``),
+        # often twice in a row (core and JetStream copy): known by identity.
+        if headers is _LastView.view:
+            return _LastView.block
+        block = _encoded_block(tuple(headers.items()))
+        _LastView.view, _LastView.block = headers, block
+        return block
+    # Cached: a stream's messages mostly repeat a few blocks.
     return _encoded_block(tuple(headers.items()))
 
 

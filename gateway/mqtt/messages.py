@@ -23,6 +23,7 @@ import base64
 import binascii
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from gateway.mqtt.errors import MQTTError
 from gateway.mqtt.properties import PacketType, Properties, encode_properties, read_properties
@@ -47,8 +48,14 @@ _CARRIED = (
 
 def publish_headers(
     qos: int, properties: Properties | None, origin: str | None, now: float | None = None
-) -> dict[str, str] | None:
-    """NATS headers for a PUBLISH of ``qos`` with ``properties``; None when there are none."""
+) -> Mapping[str, str] | None:
+    """NATS headers for a PUBLISH of ``qos`` with ``properties``; None when there are none.
+
+    Read-only: a PUBLISH with nothing but its QoS gets one shared mapping per QoS, so
+    the upstream wire encodes that header block once (``encode_headers``).
+    """
+    if origin is None and (properties is None or not properties):
+        return _BARE.get(qos)
     headers: dict[str, str] = {}
     if qos:
         headers[PUB] = str(qos)
@@ -63,6 +70,9 @@ def publish_headers(
     if origin is not None:
         headers[ORIGIN] = origin
     return headers or None
+
+
+_BARE: dict[int, Mapping[str, str]] = {qos: MappingProxyType({PUB: str(qos)}) for qos in (1, 2)}
 
 
 def _carried(properties: Properties) -> Properties:
