@@ -229,9 +229,17 @@ class TcpStream(ByteStream):
         if self._tls is not None and not self._writer.is_closing():
             with contextlib.suppress(ssl.SSLError):
                 self._tls.close_notify()
-        self._writer.close()
+        writer = self._writer
+        unsent = writer.transport.get_write_buffer_size()
+        writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_DEADLINE)
+            if not unsent:
+                # Nothing to flush: the transport has already scheduled connection_lost,
+                # so no deadline (a task and a timer per connection) is needed.
+                await writer.wait_closed()
+                return
+            async with asyncio.timeout(CLOSE_DEADLINE):
+                await writer.wait_closed()
 
     async def close_after_reply(self, linger: float) -> None:
         writer = self._writer
