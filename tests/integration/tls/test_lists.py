@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
 from gateway.mqtt.packets import Disconnect
 from gateway.tls import handshake
 from gateway.tls.certs import public_key_pin
-from tests.integration.mqtt.helpers import TcpSession
+from tests.integration.mqtt.helpers import TcpSession, WsSession
 from tests.integration.tls.conftest import StartGateway, tls_block, until
 from tests.integration.tls.pki import Pki
 
@@ -79,6 +80,34 @@ async def test_trust_authorized_accepts_a_listed_certificate_of_an_unknown_ca(
     strict = await start_gateway(mqtt=tls_block(pki, f', authorized: ["{rogue}"]'))
     assert not await accepted(tls_session, strict.mqtt.port, pki, "rogue")  # type: ignore[union-attr]
     assert strict.mqtt.tls_failures[handshake.UNKNOWN_CA] == 1  # type: ignore[union-attr]
+
+
+async def test_a_certificate_listed_while_running_becomes_trusted_on_every_listener(
+    start_gateway: StartGateway, pki: Pki, tls_session: OpenTls, tmp_path: Path
+) -> None:
+    # trust_authorized adds anchors to both TLS stacks: pyOpenSSL for the MQTT port,
+    # Python's ssl for wss://.
+    listed = tmp_path / "authorized"
+    listed.mkdir()
+    block = tls_block(pki, f', authorized: ["{listed}"], trust_authorized: true')
+    gateway = await start_gateway(mqtt=block, ws=block)
+    port = gateway.mqtt.port  # type: ignore[union-attr]
+    assert not await accepted(tls_session, port, pki, "rogue")
+    shutil.copy(pki.clients["rogue"].cert, listed / "rogue.pem")
+    policy = gateway.tls.mqtt.policy  # type: ignore[union-attr]
+    await until(lambda: len(policy.authorized.certificates) == 1)
+    assert await accepted(tls_session, port, pki, "rogue")
+    ws_port = gateway.websocket.port  # type: ignore[union-attr]
+    ws = await ws_connect(
+        f"wss://127.0.0.1:{ws_port}/mqtt",
+        ssl=pki.client_context("rogue"),
+        subprotocols=["mqtt"],  # type: ignore[list-item]
+    )
+    session = WsSession(ws, 4)
+    try:
+        assert (await session.connect("rogue-ws")).reason_code == 0
+    finally:
+        await session.aclose()
 
 
 async def test_pinned_certs_accept_only_the_pinned_public_keys(
