@@ -20,8 +20,9 @@ class ConnInfo:
 
     ``kind`` is the connection type that ``allowed_connection_types`` is checked
     against (STANDARD, WEBSOCKET, MQTT, MQTT_WS). ``peer_certificate`` is the
-    client certificate as ``ssl.SSLSocket.getpeercert()`` gives it, when the
-    client presented one. WebSocket connections also carry the request path,
+    client certificate in the form ``ssl.SSLSocket.getpeercert()`` gives (from
+    pyOpenSSL on the TCP listeners, decoded when first read), when the client
+    presented one. WebSocket connections also carry the request path,
     the negotiated subprotocol and the request headers (for origin checks and
     cookie-based credentials).
     """
