@@ -91,10 +91,14 @@ class FastReader:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self.routes: dict[int, RawHandler] = {}
+        #: Counts resets: a parse that sees it change stops (the input is of an old connection).
+        self._generation = 0
         self.reset()
 
     def reset(self) -> None:
         """Forget partial input (nats-py calls this on a new connection)."""
+        self._generation += 1
+        #: Input not parsed yet (an incomplete command).
         self.buf = bytearray()
         # The message whose payload is awaited: sid, subject, reply, header size, total size.
         self._msg: tuple[int, bytes, bytes, int, int] | None = None
@@ -116,8 +120,13 @@ class FastReader:
 
     async def parse(self, data: bytes = b"") -> None:
         """Take bytes from the socket and dispatch every complete command in them."""
-        buf = self.buf
-        buf += data
+        generation = self._generation
+        rest = self.buf
+        if rest:
+            rest += data
+            buf = bytes(rest)
+        else:
+            buf = data  # the usual case: slices of ``bytes`` copy once, a bytearray's twice
         pos = 0
         end = len(buf)
         routes = self.routes
@@ -133,7 +142,7 @@ class FastReader:
                         if end - pos > MAX_CONTROL_LINE:
                             raise ProtocolError("nats: control line too long")
                         break
-                    line = bytes(buf[pos:eol])
+                    line = buf[pos:eol]
                     op = line[:1]
                     if op == b"M" or op == b"H":
                         pending = _message_args(line)
@@ -141,20 +150,20 @@ class FastReader:
                     else:
                         pos = eol + 2
                         await self._control(line)
-                        if self.buf is not buf:
+                        if self._generation != generation:
                             return  # reset by a reconnect: the rest is of the old connection
                         continue
                 sid, subject, reply, header_size, size = pending
                 if end - pos < size + 2:
                     break
-                payload = bytes(buf[pos + header_size : pos + size])
-                raw_headers = bytes(buf[pos : pos + header_size]) if header_size else None
+                payload = buf[pos + header_size : pos + size]
+                raw_headers = buf[pos : pos + header_size] if header_size else None
                 pos += size + 2
                 pending = None
                 handler = routes.get(sid)
                 if handler is None:
                     await self.nc._process_msg(sid, subject, reply, payload, raw_headers)  # type: ignore[arg-type]
-                    if self.buf is not buf:
+                    if self._generation != generation:
                         return
                     continue
                 count += 1
@@ -172,8 +181,11 @@ class FastReader:
                 stats = self.nc.stats
                 stats["in_msgs"] += count
                 stats["in_bytes"] += size_in
-            if self.buf is buf:
-                del buf[:pos]
+            if self._generation == generation:
+                rest = self.buf
+                rest.clear()
+                if pos < end:
+                    rest += buf[pos:]
                 self._msg = pending  # a message whose payload has not all come yet
 
     async def _control(self, line: bytes) -> None:
