@@ -143,12 +143,11 @@ class FastReader:
                             raise ProtocolError("nats: control line too long")
                         break
                     line = buf[pos:eol]
+                    pos = eol + 2
                     op = line[:1]
                     if op == b"M" or op == b"H":
                         pending = _message_args(line)
-                        pos = eol + 2
                     else:
-                        pos = eol + 2
                         await self._control(line)
                         if self._generation != generation:
                             return  # reset by a reconnect: the rest is of the old connection
