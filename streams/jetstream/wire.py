@@ -327,12 +327,17 @@ def consumer_info_from_json(resp: Mapping[str, Any]) -> ConsumerInfo:
 _PLAIN_PUB_ACK = re.compile(rb'\{"stream":"([^"\\]+)",(?:"domain":"([^"\\]*)",)?"seq":(\d+)\}')
 
 
+# A named tuple's own constructor is a Python function; tuple's is not (one per message).
+_new_tuple = tuple.__new__
+
+
 def pub_ack_from_json(data: bytes) -> PubAck:
     """A publish acknowledgement, or its error raised."""
     plain = _PLAIN_PUB_ACK.fullmatch(data)
     if plain is not None:
         stream, domain, seq = plain.groups()
-        return PubAck(stream.decode(), int(seq), False, domain.decode() if domain else None)
+        fields = (stream.decode(), int(seq), False, domain.decode() if domain else None)
+        return _new_tuple(PubAck, fields)
     resp = decode(data)
     domain = resp.get("domain")
     return PubAck(

@@ -122,11 +122,16 @@ def test_pub_ack() -> None:
         b'{"stream":"S","seq":2,"duplicate":true}',
         b'{"stream":"S\\u0041","seq":3}',  # an escape: the general path reads it
         b'{"stream": "S", "seq": 4}',
+        b'{"stream":"S","seq":-5}',
+        b'{"stream":"a\\"b","seq":6}',  # an escaped quote inside the name
+        b'{"stream":"S","seq":7,"duplicate":true,"x":"\\"seq\\":8"}',
     ],
 )
 def test_pub_ack_read_without_json_equals_json(body: bytes) -> None:
     resp = json.loads(body)
-    assert pub_ack_from_json(body) == PubAck(
+    ack = pub_ack_from_json(body)
+    assert type(ack) is PubAck and ack.seq == resp["seq"]
+    assert ack == PubAck(
         resp["stream"], resp["seq"], resp.get("duplicate", False), resp.get("domain")
     )
 
