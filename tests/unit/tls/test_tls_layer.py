@@ -10,6 +10,7 @@ failures coming out as the ``ssl`` exceptions Python's own TLS raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ssl
 from collections.abc import Iterator
@@ -345,3 +346,31 @@ def test_a_serial_number_with_a_leading_zero_nibble_keeps_it_as_pythons_ssl_does
     expected = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
     got = PeerCertificate(cert.public_bytes(Encoding.DER))
     assert got["serialNumber"] == expected["serialNumber"] == "0ABCDE"
+
+
+async def test_the_server_sends_its_cert_file_as_written_without_the_ca(pki: Pki) -> None:
+    # As nats-server: OpenSSL would add the CA from ca_file (a chain build on both ends
+    # per handshake); a client that needs intermediates gets them from cert_file.
+    client_context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    client_context.load_verify_locations(str(pki.ca))
+    client_context.use_certificate_file(str(pki.clients["dn"].cert))
+    client_context.use_privatekey_file(str(pki.clients["dn"].key))
+    client_context.set_verify(SSL.VERIFY_PEER)
+    client = SSL.Connection(client_context, None)
+    client.set_connect_state()
+    server = Server(server_context(pki))
+    task = asyncio.create_task(server.layer.handshake())
+    for _ in range(4):
+        with contextlib.suppress(SSL.WantReadError):
+            client.do_handshake()
+        with contextlib.suppress(SSL.WantReadError):
+            server.layer.receive(client.bio_read(1 << 16))
+        await asyncio.sleep(0)
+        if server.sent:
+            client.bio_write(server.take())
+    await task
+    chain = client.get_peer_cert_chain(as_cryptography=True) or []
+    written = x509.load_pem_x509_certificates(pki.server.cert.read_bytes())
+    assert [c.fingerprint(hashes.SHA256()) for c in chain] == [
+        c.fingerprint(hashes.SHA256()) for c in written
+    ]
