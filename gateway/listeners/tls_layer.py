@@ -24,7 +24,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from gateway.tls.errors import TlsClosedError
-from gateway.tls.openssl import PeerCertificate, VerifyOutcome, peer_certificate_der, ssl_error
+from gateway.tls.openssl import PeerCertificate, peer_certificate_der, ssl_error, verify_code
 
 #: Plaintext taken from the TLS object per call (a TLS record holds at most 16 KiB).
 RECORD_PLAINTEXT = 17 * 1024
@@ -42,9 +42,7 @@ class TlsLayer:
     """
 
     def __init__(self, context: SSL.Context, send: Callable[[bytes], None]) -> None:
-        self._verify = VerifyOutcome()
         connection = self._connection = SSL.Connection(context, None)
-        connection.set_app_data(self._verify)
         connection.set_accept_state()
         self._send = send
         #: The client certificate as DER and as ``getpeercert()``'s dictionary, once known.
@@ -114,7 +112,7 @@ class TlsLayer:
             return
         except SSL.Error as exc:
             self._flush()  # the alert tells the client why
-            self._fail(ssl_error(exc, self._verify))
+            self._fail(ssl_error(exc, verify_code(self._connection)))
             return
         self.handshaking = False
         der = self.peer_der = peer_certificate_der(self._connection)
@@ -154,7 +152,7 @@ class TlsLayer:
         try:
             self._connection.sendall(data)
         except SSL.Error as exc:
-            raise ssl_error(exc, None) from None
+            raise ssl_error(exc) from None
         self._flush()
 
     def close_notify(self) -> None:
@@ -179,7 +177,7 @@ class TlsLayer:
                 self.finished = True
                 break
             except SSL.Error as exc:
-                raise ssl_error(exc, None) from None
+                raise ssl_error(exc) from None
             if not chunk:
                 self.finished = True
                 break

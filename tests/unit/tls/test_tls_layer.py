@@ -374,3 +374,10 @@ async def test_the_server_sends_its_cert_file_as_written_without_the_ca(pki: Pki
     assert [c.fingerprint(hashes.SHA256()) for c in chain] == [
         c.fingerprint(hashes.SHA256()) for c in written
     ]
+
+
+def test_pyopenssl_still_has_the_private_binding_that_names_a_refusal() -> None:
+    # Without it, refusals are still made but logged and counted without their reason.
+    from gateway.tls import openssl
+
+    assert openssl._get_verify_result is not None
