@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import socket
 import ssl
@@ -213,12 +212,11 @@ class TcpStream(ByteStream):
         if self._paused:
             self._paused = False
             self._transport.resume_reading()
-        async with asyncio.timeout(timeout or None):
-            await tls.handshake()
+        await tls.handshake(timeout)
         plaintext = tls.pending_plaintext()
         if plaintext:
             reader.feed_plaintext(plaintext)
-        self.info = dataclasses.replace(self.info, tls=True, peer_certificate=tls.peer_certificate)
+        self.info = self.info.secured(tls.peer_certificate)
 
     async def close(self) -> None:
         if self._closed and self._writer.is_closing():

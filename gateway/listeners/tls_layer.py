@@ -59,21 +59,31 @@ class TlsLayer:
         #: Records wait in the TLS object for the first ``send`` (see ``_step``).
         self._holding = False
 
-    async def handshake(self) -> None:
-        """Complete the server handshake, raising ``ssl.SSLError`` or ``TlsClosedError``.
+    async def handshake(self, timeout: float | None = None) -> None:
+        """Complete the server handshake, raising ``ssl.SSLError``, ``TlsClosedError``, or
+        ``TimeoutError`` when it takes longer than ``timeout`` seconds (0/None: no limit).
 
         The steps run as the client's flights arrive (``receive``), in the transport's
-        callback; this only waits for the outcome. Cancelling (a deadline) abandons the
-        handshake; the caller then closes the socket.
+        callback; this only waits for the outcome. Cancelling abandons the handshake; the
+        caller then closes the socket.
         """
         if self.handshaking and self._failure is None:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # A plain timer, not asyncio.timeout: one fewer object and task check per client.
+            deadline = loop.call_later(timeout, self._expire) if timeout else None
             try:
                 await waiter
             finally:
                 self._waiter = None
+                if deadline is not None:
+                    deadline.cancel()
                 self._abandon()
         self._raise_failure()
+
+    def _expire(self) -> None:
+        if self.handshaking and self._failure is None:
+            self._fail(TimeoutError("TLS handshake took longer than its timeout"))
 
     # Two methods, not inline code: mypyc would keep ``_failure`` narrowed to None
     # across the ``await`` above, where ``receive`` may have set it.
