@@ -56,8 +56,6 @@ class TlsLayer:
         self._failure: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._notified = False
-        #: Records wait in the TLS object for the first ``send`` (see ``_step``).
-        self._holding = False
 
     async def handshake(self, timeout: float | None = None) -> None:
         """Complete the server handshake, raising ``ssl.SSLError``, ``TlsClosedError``, or
@@ -132,12 +130,10 @@ class TlsLayer:
             self._connection.sendall(b"".join(self._unsent))
             self._unsent.clear()
             self._flush()
-        elif self._connection.get_protocol_version() == SSL.TLS1_3_VERSION:
-            # Nothing to say yet: all that is pending is session tickets, and they go
-            # with the first reply (one write and one wake-up less for both ends).
-            self._holding = True
-        else:
+        elif self._connection.get_protocol_version() != SSL.TLS1_3_VERSION:
             self._flush()  # TLS 1.2: the server's Finished
+        # TLS 1.3 with nothing to say: all that is pending is session tickets, and they go
+        # with the first reply (one write and one wake-up less for both ends).
         self._wake()
 
     def _fail(self, failure: BaseException) -> None:
@@ -192,12 +188,12 @@ class TlsLayer:
                 self.finished = True
                 break
             chunks.append(chunk)
-        if not self._holding:
-            self._flush()  # e.g. the answer to a TLS 1.3 key update
+        # No flush: reading makes OpenSSL write nothing that cannot wait for our next
+        # record (it answers a TLS 1.3 KeyUpdate with the next write), and an empty
+        # outgoing buffer costs pyOpenSSL an exception to report.
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _flush(self) -> None:
-        self._holding = False
         connection = self._connection
         while True:
             try:
