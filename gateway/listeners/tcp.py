@@ -152,7 +152,8 @@ class TcpStream(ByteStream):
         return cast(asyncio.Transport, self._writer.transport)
 
     def peer_certificate_der(self) -> bytes | None:
-        return self._tls.peer_der if self._tls is not None else None
+        certificate = self._tls.peer_certificate if self._tls is not None else None
+        return certificate.der if certificate is not None else None
 
     async def peek(self, timeout: float) -> bytes:
         """Up to 4 first bytes of the client, left unread; b"" if none came within ``timeout``.

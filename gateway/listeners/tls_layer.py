@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from OpenSSL import SSL
 
@@ -45,9 +44,8 @@ class TlsLayer:
         connection = self._connection = SSL.Connection(context, None)
         connection.set_accept_state()
         self._send = send
-        #: The client certificate as DER and as ``getpeercert()``'s dictionary, once known.
-        self.peer_der: bytes | None = None
-        self.peer_certificate: Mapping[str, Any] | None = None
+        #: The client certificate (``getpeercert()``'s dictionary, and ``.der``), once known.
+        self.peer_certificate: PeerCertificate | None = None
         self.handshaking = True
         #: The peer sent close_notify: no plaintext follows.
         self.finished = False
@@ -123,7 +121,7 @@ class TlsLayer:
             self._fail(ssl_error(exc, verify_code(self._connection)))
             return
         self.handshaking = False
-        der = self.peer_der = peer_certificate_der(self._connection)
+        der = peer_certificate_der(self._connection)
         if der is not None:
             self.peer_certificate = PeerCertificate(der)
         if self._unsent:

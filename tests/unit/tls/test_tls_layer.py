@@ -121,8 +121,7 @@ async def test_handshake_completes_whatever_the_pieces_and_gives_the_peer_certif
     assert not server.layer.handshaking
     assert server.layer.peer_certificate is not None
     assert server.layer.peer_certificate["subject"][-1] == (("commonName", "dev-42"),)
-    assert server.layer.peer_der is not None
-    assert fingerprint(server.layer.peer_der) == pki.clients["dn"].fingerprint
+    assert fingerprint(server.layer.peer_certificate.der) == pki.clients["dn"].fingerprint
 
 
 async def test_data_behind_the_clients_last_flight_is_not_lost(pki: Pki) -> None:
