@@ -97,6 +97,21 @@ class _OfferingReader(asyncio.StreamReader):
         return data
 
 
+def _no_read() -> None:
+    pass
+
+
+def release_transport(transport: asyncio.BaseTransport) -> None:
+    """Cut the reference cycle of a closed asyncio socket transport.
+
+    It keeps its read callback, a bound method of itself, so a closed connection's
+    transport, protocol and streams (and whatever refers to them) waited for the cycle
+    collector. Once ``close`` has run it reads no more: the callback can go.
+    """
+    if hasattr(transport, "_read_ready_cb"):  # asyncio's, not uvloop's
+        transport._read_ready_cb = _no_read
+
+
 class TcpStream(ByteStream):
     """One TCP connection."""
 
@@ -231,6 +246,7 @@ class TcpStream(ByteStream):
         writer = self._writer
         unsent = writer.transport.get_write_buffer_size()
         writer.close()
+        release_transport(writer.transport)
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
             if not unsent:
                 # Nothing to flush: the transport has already scheduled connection_lost,

@@ -147,6 +147,7 @@ class MqttConnection:
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         await self._end()
+        self.subs.detach()  # frees the connection's objects now (see detach)
         if error is not None:
             raise error
 

@@ -84,3 +84,23 @@ async def test_no_connection_outlives_its_end(
             break
         await asyncio.sleep(0.02)
     assert _alive("leak") == []
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+async def test_ended_connections_are_freed_without_the_cycle_collector(
+    gateway: Gateway, raw: RawFactory, version: int
+) -> None:
+    """No reference cycle holds an ended connection (its socket, streams and session):
+    reference counting frees it at once, the cycle collector has nothing of it to do.
+    (It did: ~40 objects per connection, ~5% of a TLS connection's CPU.)"""
+    gc.collect()
+    gc.disable()
+    try:
+        await _varied_sessions(gateway, raw, 9, version)
+        for _ in range(200):
+            if not _alive("leak9"):
+                break
+            await asyncio.sleep(0.02)  # the sessions wind down after the clients saw the end
+        assert _alive("leak9") == []
+    finally:
+        gc.enable()

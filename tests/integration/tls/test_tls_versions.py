@@ -9,10 +9,12 @@ records large enough to span several TLS records.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 
 import pytest
 
+from gateway.listeners.tls_layer import TlsLayer
 from gateway.server import Gateway
 from tests.integration.mqtt.helpers import TcpSession
 from tests.integration.tls.conftest import StartGateway, tls_block, until
@@ -103,3 +105,36 @@ async def test_the_server_picks_aes_128_for_tls13_as_nats_server_does(
         assert (await session.connect("aes")).reason_code == ACCEPTED
     finally:
         await session.aclose()
+
+
+async def test_an_ended_tls_connection_is_freed_without_the_cycle_collector(
+    start_gateway: StartGateway, pki: Pki
+) -> None:
+    """Its TLS state (pyOpenSSL ``Connection``), transport and streams go with the last
+    reference: asyncio's transport keeps a bound method of itself, cut at close."""
+    gateway = await start_gateway(mqtt=tls_block(pki))
+    port = mqtt_port(gateway)
+
+    def left() -> list[str]:
+        kept = []
+        for o in gc.get_objects():
+            if type(o) is TlsLayer:
+                kept.append("TlsLayer")
+            elif (
+                isinstance(o, asyncio.Transport)
+                and (o.get_extra_info("sockname") or ("", 0))[1] == port
+            ):
+                kept.append(type(o).__name__)
+        return kept
+
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(3):
+            session = await open_tls(port, pki.client_context("dn"))
+            assert (await session.connect(f"freed-{n}")).reason_code == ACCEPTED
+            assert left()  # this connection's, while it is open
+            await session.disconnect()
+        await until(lambda: not left())
+    finally:
+        gc.enable()
