@@ -367,7 +367,7 @@ def _print_handshake_costs(runs: dict[str, list[HandshakeRun]]) -> None:
     # When the load generators cost as much per handshake as the broker, the rate is
     # shared-CPU bound; the broker's CPU per handshake is not.
     per_handshake("loadgen/hs", lambda run: run.loadgen_cpu, "load generators' CPU per handshake")
-    # A broker with fewer threads than the load generators has runnable ones gets a smaller
+    # A broker with fewer threads than the load generators keep runnable gets a smaller
     # share of the cores: time it was ready to run but had no core, per handshake.
     per_handshake("waited/hs", lambda run: run.broker_waited, "broker runnable without a core")
 

@@ -15,8 +15,8 @@ rest is built: in upstream mode's QoS 1 bench the gateway and nats-server took
 turns idling (each ~73% busy) and this alone gave 5-8% more messages/s.
 
 Uses nats-py internals (``_pending``, ``_pending_data_size``,
-``_max_pending_size``, ``_flush_queue``, ``_status``); ``INTERNALS`` names them
-for callers that check the installed nats-py has them.
+``_max_pending_size``, ``_flush_queue``, ``_status``, ``_transport``);
+``INTERNALS`` names them for callers that check the installed nats-py has them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from nats.aio.client import Client as NATS
 
 __all__ = ["INTERNALS", "NatsOutbox"]
 
-INTERNALS = ("_pending", "_pending_data_size", "_flush_queue", "_max_pending_size", "_status")
+INTERNALS = (
+    "_pending",
+    "_pending_data_size",
+    "_flush_queue",
+    "_max_pending_size",
+    "_status",
+    "_transport",
+)
 
 #: Pending bytes past which ``send`` writes to the socket without waiting for the flusher.
 EARLY_WRITE: Final = 16 * 1024
