@@ -208,9 +208,8 @@ class Subscriptions:
 
         The connection and its subscriptions refer to each other; without this the
         whole connection (socket, streams, TLS state, session) waited for the cycle
-        collector, about 40 objects per connection: 30 us of every TLS connection's
-        CPU, and more than that of a plain one's share (bench/tls.py). Kept while a Bus
-        subscription could still call back (``release`` did not run).
+        collector: about 40 objects and 30 us of CPU per connection (bench/tls.py).
+        Kept while a Bus subscription could still call back (``release`` did not run).
         """
         if self._session_sub is None and not any(
             live.core or live.durable for live in self._live.values()

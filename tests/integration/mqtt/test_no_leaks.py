@@ -31,6 +31,20 @@ def _alive(prefix: str) -> list[str]:
     ]
 
 
+async def _gone(prefix: str, *, collect: bool) -> list[str]:
+    """The connections of ``prefix`` still alive once they had time to end (``collect``:
+    running the cycle collector before each look)."""
+    # Connection tasks wind down (socket close, session save) after the client has
+    # seen the end; no event marks the very end, so look a few times.
+    for _ in range(200):
+        if collect:
+            gc.collect()
+        if not _alive(prefix):
+            break
+        await asyncio.sleep(0.02)
+    return _alive(prefix)
+
+
 async def _varied_sessions(gateway: Gateway, raw: RawFactory, round_: int, version: int) -> None:
     tag = f"leak{round_}-{version}"
     keep = Properties(session_expiry_interval=60) if version == 5 else None
@@ -76,14 +90,7 @@ async def test_no_connection_outlives_its_end(
 ) -> None:
     for round_ in range(3):
         await _varied_sessions(gateway, raw, round_, version)
-    # Connection tasks wind down (socket close, session save) after the client has
-    # seen the end; no event marks the very end, so look a few times.
-    for _ in range(200):
-        gc.collect()
-        if not _alive("leak"):
-            break
-        await asyncio.sleep(0.02)
-    assert _alive("leak") == []
+    assert await _gone("leak", collect=True) == []
 
 
 @pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
@@ -97,10 +104,6 @@ async def test_ended_connections_are_freed_without_the_cycle_collector(
     gc.disable()
     try:
         await _varied_sessions(gateway, raw, 9, version)
-        for _ in range(200):
-            if not _alive("leak9"):
-                break
-            await asyncio.sleep(0.02)  # the sessions wind down after the clients saw the end
-        assert _alive("leak9") == []
+        assert await _gone("leak9", collect=False) == []
     finally:
         gc.enable()
