@@ -637,7 +637,9 @@ class UpstreamBus(Bus):
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has everything published so far (PING/PONG).
 
-        While reconnecting, first waits for the connection to come back.
+        What the server sends back for those publishes, queue groups' included,
+        has been delivered by then. While reconnecting, first waits for the
+        connection to come back.
         ``timeout`` None means 10 seconds per step.
         """
         if self._closed:
@@ -657,6 +659,11 @@ class UpstreamBus(Bus):
             if self._local is not None:
                 await self._local.flush(max(deadline - loop.time(), 0.001))
             await self._ping(max(deadline - loop.time(), 0.001))
+            qnc = self._qnc
+            if qnc is not nc and qnc._subs and qnc.is_connected:
+                # Queue groups' messages come back on their own connection: its PONG,
+                # asked for once the server has the publishes, comes after them.
+                await self._ping(max(deadline - loop.time(), 0.001), qnc)
         except (nats.errors.TimeoutError, TimeoutError):
             raise BusTimeout("flush timed out") from None
         except nats.errors.ConnectionClosedError:
