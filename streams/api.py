@@ -82,8 +82,12 @@ class Log(ABC):
         """Change a stream's config (limits are applied at once). StreamNotFound if absent."""
 
     @abstractmethod
-    async def stream_info(self, name: str) -> StreamInfo:
-        """Config and state of a stream. StreamNotFound if absent."""
+    async def stream_info(self, name: str, subjects_filter: str | None = None) -> StreamInfo:
+        """Config and state of a stream. StreamNotFound if absent.
+
+        With ``subjects_filter``, ``state.subjects`` counts the messages of each
+        subject that the filter matches.
+        """
 
     @abstractmethod
     async def stream_names(self) -> list[str]:

@@ -194,6 +194,9 @@ class StreamState:
     consumer_count: int = 0
     num_subjects: int = 0
     num_deleted: int = 0
+    #: Messages per subject, for the subjects matching the filter ``stream_info`` was
+    #: asked with (JetStream's ``subjects_filter``); None when it was not.
+    subjects: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,7 @@ class MqttBroker:
         records = await self.store.sessions()
         if not self.shared_store:
             await self._drop_unowned_consumers(records)
+            await self._drop_unowned_qos2(records)
         for record in records:
             if record.disconnected_at is None and record.client_id not in self.live:
                 if await self._holder_alive(record):
@@ -251,6 +252,18 @@ class MqttBroker:
             if sep and len(owner) == 8 and owner not in owners and not is_shared_consumer(name):
                 log.info("deleting consumer %s: its session ended with a crash", name)
                 await self.store.delete_consumer(name)
+
+    async def _drop_unowned_qos2(self, records: list[SessionRecord]) -> None:
+        """QoS 2 messages staged by sessions that had no stored record, left by a crash.
+
+        A clean session purges its own at its end only if it staged any, so these would
+        meet the next session of that client id: its first PUBLISH with a packet id left
+        here would count as a duplicate, and its PUBREL would release the old message.
+        """
+        owners = {hash8(record.client_id) for record in records}
+        for client_hash in await self.store.qos2_holders() - owners:
+            log.info("dropping the QoS 2 messages client %s staged before a crash", client_hash)
+            await self.store.drop_qos2(client_hash)
 
     async def _holder_alive(self, record: SessionRecord) -> bool:
         """Whether the gateway that holds ``record`` still answers (upstream mode)."""

@@ -106,6 +106,9 @@ class MqttConnection:
         self.will: Will | None = None
         self.subs = Subscriptions(self)
         self.record: SessionRecord | None = None
+        #: Whether the store may hold QoS 2 messages of this session awaiting PUBREL: it
+        #: was resumed, or this connection staged one. Otherwise its end purges none.
+        self._may_hold_qos2 = False
         self._graceful = False
         self._closed = asyncio.Event()
         self._last_read = time.monotonic()
@@ -316,10 +319,10 @@ class MqttConnection:
         if record is not None:
             if packet.clean_start or _expired(record):
                 await broker.store.delete_session(client_id)
-                await broker.store.drop_qos2(self.client_hash)
                 record = None
             else:
                 present = True
+        self._may_hold_qos2 = present
         if not present and self.expiry_interval == 0 and not broker.shared_store:
             # Ends with the connection, on the only gateway using this store: no record.
             self.record = None
@@ -463,6 +466,7 @@ class MqttConnection:
             staged = StagedMessage(
                 packet.topic, subject, packet.payload, packet.retain, headers or {}
             )
+            self._may_hold_qos2 = True
             await self.broker.store.stage_qos2(self.client_hash, packet.packet_id, staged)
             self.session.send(Pubrec(packet.packet_id))
             return
@@ -701,10 +705,11 @@ class MqttConnection:
         if self.expiry_interval == 0:
             broker.fire_will_now(self.client_id)
             if self.record is not None:
-                await broker.store.delete_session(self.client_id)
+                await broker.store.delete_session(self.client_id, staged_qos2=self._may_hold_qos2)
             else:
                 await self.subs.delete_consumers()
-            await broker.store.drop_qos2(self.client_hash)
+                if self._may_hold_qos2:
+                    await broker.store.drop_qos2(self.client_hash)
             return
         if self.record is not None:
             self.record = await broker.store.save_session(

@@ -307,12 +307,15 @@ class EmbeddedLog(Log):
         await self._commit_now()
         return self._stream_info(stream)
 
-    def _stream_info(self, stream: Stream) -> StreamInfo:
-        return StreamInfo(config=stream.config, state=stream.state(), created=stream.created)
+    def _stream_info(self, stream: Stream, subjects_filter: str | None = None) -> StreamInfo:
+        state = stream.state()
+        if subjects_filter is not None:
+            state = dataclasses.replace(state, subjects=stream.subject_counts(subjects_filter))
+        return StreamInfo(config=stream.config, state=state, created=stream.created)
 
-    async def stream_info(self, name: str) -> StreamInfo:
+    async def stream_info(self, name: str, subjects_filter: str | None = None) -> StreamInfo:
         self._check_open()
-        return self._stream_info(self._get_stream(name))
+        return self._stream_info(self._get_stream(name), subjects_filter)
 
     async def stream_names(self) -> list[str]:
         self._check_open()

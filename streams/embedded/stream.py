@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from gateway.bus.subjects import subject_matches
 from gateway.bus.sublist import Sublist
 from streams.api import (
     HDR_EXPECTED_LAST_MSG_ID,
@@ -300,6 +301,14 @@ class Stream:
             num_subjects=len(store.subjects),
             num_deleted=max(0, span - count),
         )
+
+    def subject_counts(self, filter_: str) -> dict[str, int]:
+        """Messages per stored subject that ``filter_`` matches."""
+        return {
+            subject: st[0]
+            for subject, st in self.store.subjects.items()
+            if subject_matches(filter_, subject)
+        }
 
 
 def _int(value: str) -> int:

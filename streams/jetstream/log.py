@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -212,9 +213,21 @@ class JetStreamLog(Log):
         resp = await self._api(f"STREAM.UPDATE.{config.name}", stream_config_to_json(config))
         return stream_info_from_json(resp)
 
-    async def stream_info(self, name: str) -> StreamInfo:
+    async def stream_info(self, name: str, subjects_filter: str | None = None) -> StreamInfo:
         _check_name("stream", name)
-        return stream_info_from_json(await self._api(f"STREAM.INFO.{name}"))
+        if subjects_filter is None:
+            return stream_info_from_json(await self._api(f"STREAM.INFO.{name}"))
+        # The server answers with at most a page of subjects (100,000) per request.
+        subjects: dict[str, int] = {}
+        while True:
+            resp = await self._api(
+                f"STREAM.INFO.{name}", {"subjects_filter": subjects_filter, "offset": len(subjects)}
+            )
+            page = (resp.get("state") or {}).get("subjects") or {}
+            subjects.update((str(subject), int(n)) for subject, n in page.items())
+            if not page or len(subjects) >= int(resp.get("total", 0)):
+                info = stream_info_from_json(resp)
+                return replace(info, state=replace(info.state, subjects=subjects))
 
     async def stream_names(self) -> list[str]:
         names: list[str] = []

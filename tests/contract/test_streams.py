@@ -153,3 +153,15 @@ async def test_messages_and_sequence_survive_reopen(backend) -> None:  # type: i
     assert (info.state.messages, info.state.last_seq) == (2, 3)
     assert (await log.get_last_msg("S", "s.a")).data == b"3"
     assert (await log.publish("s.c", b"4")).seq == 4
+
+
+async def test_stream_info_counts_the_subjects_a_filter_matches(log: Log) -> None:
+    await log.add_stream(StreamConfig(name="S", subjects=["s.>"]))
+    for subject in ["s.a.1", "s.a.2", "s.a.1", "s.b.1", "s.c"]:
+        await log.publish(subject, b"x")
+    await log.delete_msg("S", 2)  # s.a.2 has no message left
+    info = await log.stream_info("S", subjects_filter="s.*.1")
+    assert info.state.subjects == {"s.a.1": 2, "s.b.1": 1}
+    assert info.state.messages == 4
+    assert (await log.stream_info("S", subjects_filter="s.none.>")).state.subjects == {}
+    assert (await log.stream_info("S")).state.subjects is None

@@ -583,13 +583,17 @@ class MqttStore:
             )
         return dataclasses.replace(record, revision=ack.seq)
 
-    async def delete_session(self, client_id: str, *, revision: int | None = None) -> None:
+    async def delete_session(
+        self, client_id: str, *, revision: int | None = None, staged_qos2: bool = True
+    ) -> None:
         """Delete a session: its record, its consumers and its staged QoS 2 messages.
 
         With ``revision``, only if the record is still at that revision
         (SessionConflict otherwise), so an expiry sweep cannot delete a session
         that a client has just resumed elsewhere. A missing record is fine.
         Consumers of shared groups belong to the group and are kept.
+        ``staged_qos2=False``: the caller knows the session staged no QoS 2
+        message, so there is nothing to purge (one request less in upstream mode).
         """
         subject = self._session_subject(client_id)
         msg: StoredMsg | None = None
@@ -608,7 +612,8 @@ class MqttStore:
                     for name in sub.consumers:
                         if not is_shared_consumer(name):
                             await self.delete_consumer(name)
-        await self.drop_qos2(hash8(client_id))
+        if staged_qos2:
+            await self.drop_qos2(hash8(client_id))
 
     async def _delete_newest_record(
         self, client_id: str, subject: str, revision: int | None
@@ -775,6 +780,14 @@ class MqttStore:
             except MessageNotFound:
                 return None  # never staged, or released by a concurrent PUBREL
         return decode_staged(msg.data, msg.headers)
+
+    async def qos2_holders(self) -> set[str]:
+        """The client hashes with QoS 2 messages staged in the store."""
+        with _log_errors("listing staged QoS 2 messages"):
+            info = await self._log.stream_info(QOS2_STREAM, subjects_filter=f"{QOS2_PREFIX}>")
+        return {
+            subject[len(QOS2_PREFIX) :].partition(".")[0] for subject in info.state.subjects or ()
+        }
 
     async def drop_qos2(self, client_hash: str) -> None:
         """Forget every staged QoS 2 message of a client (its session ended)."""

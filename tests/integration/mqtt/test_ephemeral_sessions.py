@@ -5,7 +5,8 @@ With only this gateway on the store, a clean session (3.1.1 Clean Session 1,
 local and nothing of it outlives the connection ([MQTT-3.1.2-6], 3.1.2.11.2).
 Its QoS 1 subscriptions still are durable consumers while it lasts, deleted
 when it ends, and consumers such a session left behind in a crash are deleted
-at the next start. Persistent sessions are stored as before.
+at the next start, as are QoS 2 messages it staged (it purges its own only
+if it staged any). Persistent sessions are stored as before.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from gateway.mqtt.connection import MqttConnection
+from gateway.mqtt.packets import Pubcomp, Publish, Pubrec, Pubrel
 from gateway.mqtt.properties import Properties
-from gateway.mqtt.store import hash8
+from gateway.mqtt.store import StagedMessage, hash8
 from gateway.server import Gateway
 from tests.integration.mqtt.conftest import GatewayFactory, RawFactory
+from tests.integration.mqtt.helpers import RawSession
 
 VERSIONS = pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
 
@@ -90,6 +93,80 @@ async def test_consumers_a_crashed_clean_session_left_are_deleted_at_start(
     left = await consumers(second)
     assert len(left) == 1 and left[0].startswith(hash8("survivor"))
     assert all(not name.startswith(hash8("gone")) for name in left)
+
+
+async def staged_holders(gateway: Gateway) -> set[str]:
+    assert gateway.broker is not None
+    return await gateway.broker.store.qos2_holders()
+
+
+async def stage(session: RawSession, packet_id: int, payload: bytes = b"staged") -> None:
+    """A QoS 2 PUBLISH left waiting for its PUBREL."""
+    session.send(Publish("q2/t", payload, qos=2, packet_id=packet_id))
+    assert (await session.expect(Pubrec)).packet_id == packet_id
+
+
+async def test_qos2_messages_a_crashed_clean_session_staged_are_dropped_at_start(
+    gateway_factory: GatewayFactory, tmp_path: Path, raw: RawFactory
+) -> None:
+    store = tmp_path / "crash-store"
+    first = await gateway_factory(store_dir=store)
+    keeper = await raw(first, 4)
+    await keeper.connect("keeper", clean=False)
+    await stage(keeper, 3)
+    await keeper.disconnect()
+    assert first.broker is not None
+    # What a clean session leaves if the gateway dies between its PUBREC and the PUBREL.
+    old = StagedMessage("q2/t", "q2.t", b"old", False, {})
+    await first.broker.store.stage_qos2(hash8("gone"), 1, old)
+    assert await staged_holders(first) == {hash8("keeper"), hash8("gone")}
+    await first.stop()
+    second = await gateway_factory(store_dir=store)
+    assert await staged_holders(second) == {hash8("keeper")}  # a persistent session's stays
+    sub = await raw(second, 4)
+    await sub.connect("q2-watch")
+    assert await sub.subscribe("q2/t", qos=1) == [1]
+    again = await raw(second, 4)
+    await again.connect("gone", clean=True)
+    # Packet id 1 again: a new message, not a duplicate of the one the crash left.
+    await stage(again, 1, b"new")
+    again.send(Pubrel(1))
+    assert (await again.expect(Pubcomp)).packet_id == 1
+    (msg,) = await sub.receive_acked(1)
+    assert bytes(msg.payload) == b"new"
+
+
+@VERSIONS
+async def test_a_clean_session_that_staged_qos2_leaves_nothing_staged(
+    gateway: Gateway, raw: RawFactory, version: int
+) -> None:
+    stager = await raw(gateway, version)
+    await stager.connect("stager", clean=True)
+    await stage(stager, 5)
+    assert await staged_holders(gateway) == {hash8("stager")}
+    await stager.disconnect()
+    again = await raw(gateway, version)
+    await again.connect("stager", clean=True)  # answered once the first one has ended
+    assert await staged_holders(gateway) == set()
+
+
+async def test_a_resumed_session_ending_now_drops_what_an_earlier_connection_staged(
+    gateway: Gateway, raw: RawFactory
+) -> None:
+    first = await raw(gateway, 5)
+    await first.connect("resumed", clean=True, properties=Properties(session_expiry_interval=60))
+    await stage(first, 4)
+    await first.disconnect()
+    second = await raw(gateway, 5)
+    connack = await second.connect(
+        "resumed", clean=False, properties=Properties(session_expiry_interval=60)
+    )
+    assert connack.session_present
+    # This connection staged nothing itself; ending the session still drops message 4.
+    await second.disconnect(properties=Properties(session_expiry_interval=0))
+    third = await raw(gateway, 5)
+    await third.connect("resumed", clean=True)
+    assert await staged_holders(gateway) == set()
 
 
 async def test_a_publish_reaches_a_clean_subscriber_on_the_next_connection_only(
