@@ -108,7 +108,7 @@ def release_transport(transport: asyncio.BaseTransport) -> None:
     transport, protocol and streams (and whatever refers to them) waited for the cycle
     collector. Once ``close`` has run it reads no more: the callback can go.
     """
-    if hasattr(transport, "_read_ready_cb"):  # asyncio's, not uvloop's
+    if hasattr(transport, "_read_ready_cb"):  # asyncio's selector transports
         transport._read_ready_cb = _no_read
 
 
@@ -327,7 +327,7 @@ class TcpListener:
     @property
     def port(self) -> int:
         """The bound port (useful when asked for port 0)."""
-        # uvloop's server lists its sockets where asyncio's has a tuple: read it untyped.
+        # Another event loop's server may list its sockets differently: read it untyped.
         sockets: Sequence[socket.socket] = getattr(self._server, "sockets", None) or ()
         if not sockets:
             raise RuntimeError("listener is not started")
