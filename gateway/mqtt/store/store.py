@@ -20,7 +20,9 @@ resuming the same client cannot both win (nats-mqtt.md 2.8 step 9). Deleting
 a session first deletes its record by sequence, which fails if anyone saved
 since, and only then its consumers. A staged QoS 2 message is published with
 expected last subject sequence 0, so the first payload wins even on a stream
-made without ``discard_new_per_subject``.
+made without ``discard_new_per_subject``. A session's staged messages go with it
+(``drop_qos2``); a session that ends with its connection purges them only if it
+may hold some, and those a crash left are found with ``qos2_holders``.
 """
 
 from __future__ import annotations
