@@ -113,10 +113,12 @@ class MqttConnection:
         self._closed = asyncio.Event()
         self._last_read = time.monotonic()
         self._flush_scheduled = False
-        #: QoS 1 publishes handed to the log and not yet answered, and who waits for none.
+        #: QoS 1 publishes handed to the log and not yet answered, and who waits until
+        #: no more than ``_stored_down_to`` are (``_wait_stored``).
         self._storing = 0
         self._reason_sent = False
         self._stored: asyncio.Future[None] | None = None
+        self._stored_down_to = 0
         self._keep_alive = 0.0
         self._restored = True
         """False while (or when) restoring a resumed session's subscriptions fails midway."""
@@ -176,6 +178,11 @@ class MqttConnection:
             self._flush_now()
             if self.stream.buffered() > self.options.max_pending:
                 await self.stream.drain()
+            if self._storing >= self.session.receive_maximum:
+                # Flow control. A 5.0 client knows the maximum (CONNACK) and is
+                # disconnected for exceeding it; a 3.1.1 client is told none, so it may
+                # keep any number in flight: its next read waits for the log instead.
+                await self._wait_stored(self.session.receive_maximum // 2)
 
     async def _handle_preceding(self, failure: MQTTError) -> MQTTError:
         """Act on the packets that came before ``failure`` in its read; the error to close with.
@@ -191,12 +198,19 @@ class MqttConnection:
         except MQTTError as earlier:
             return earlier
         self.broker.bus.run_pending()
-        if self._storing:  # their PUBACKs go out before the DISCONNECT
-            self._stored = asyncio.get_running_loop().create_future()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stored, STORE_WAIT)
+        with contextlib.suppress(TimeoutError):
+            # Their PUBACKs go out before the DISCONNECT.
+            await asyncio.wait_for(self._wait_stored(0), STORE_WAIT)
         self._flush_now()
         return failure
+
+    async def _wait_stored(self, down_to: int) -> None:
+        """Wait until no more than ``down_to`` QoS 1 publishes await the log's answer."""
+        if self._storing <= down_to:
+            return
+        self._stored_down_to = down_to
+        self._stored = asyncio.get_running_loop().create_future()
+        await self._stored
 
     async def _handle(self, packets: Sequence[Packet | Qos2Resent | BarePublishes]) -> None:
         for packet in packets:
@@ -507,8 +521,9 @@ class MqttConnection:
 
         def acknowledge(stored: bool) -> None:
             self._storing -= 1
-            if not self._storing and self._stored is not None and not self._stored.done():
-                self._stored.set_result(None)
+            waiter = self._stored
+            if waiter is not None and self._storing <= self._stored_down_to and not waiter.done():
+                waiter.set_result(None)
             if not stored:
                 # Not stored: no PUBACK, and the client is closed (it will resend).
                 broker.count("store_failures")

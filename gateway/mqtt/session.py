@@ -177,7 +177,8 @@ class MqttSession:
         elif not packet.topic:
             raise protocol_error("empty topic without a topic alias")
         if packet.qos:
-            if self._inbound_unacked >= self.receive_maximum:
+            # 3.1.1 has no Receive Maximum: the connection paces such a client instead.
+            if self._inbound_unacked >= self.receive_maximum and self.v5:
                 raise MQTTError(
                     ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "more QoS 1/2 PUBLISHes than allowed"
                 )

@@ -15,6 +15,7 @@ from gateway.mqtt.packets import (
     Pubrel,
 )
 from gateway.mqtt.properties import Properties
+from gateway.mqtt.session import DEFAULT_RECEIVE_MAXIMUM
 from gateway.server import Gateway
 from tests.integration.mqtt.conftest import PahoFactory, RawFactory
 from tests.integration.mqtt.helpers import payloads
@@ -159,6 +160,30 @@ async def test_mqtt5_3_3_4_receive_maximum_exceeded_disconnects_0x93(
     session.send(*(Publish("rm/flood", b"x", qos=2, packet_id=i + 1) for i in range(limit + 1)))
     seen = await session.closed(timeout=15)
     assert [p.reason_code for p in seen if isinstance(p, Disconnect)] == [0x93]
+
+
+async def test_a_3_1_1_client_may_keep_more_qos1_in_flight_than_our_receive_maximum(
+    gateway: Gateway, raw: RawFactory
+) -> None:
+    """3.1.1 has no Receive Maximum: a client is not told one, so it is not disconnected for
+    keeping more QoS 1 PUBLISHes unacknowledged than 5.0 clients may; it is paced."""
+    await qos1_flood(gateway, raw, 4 * DEFAULT_RECEIVE_MAXIMUM)
+
+
+async def qos1_flood(gateway: Gateway, raw: RawFactory, count: int) -> None:
+    """``count`` QoS 1 PUBLISHes from a 3.1.1 client at once: every PUBACK in order, every
+    message delivered, nobody disconnected."""
+    sub = await raw(gateway, 4)
+    await sub.connect("flood-sub")
+    assert await sub.subscribe("flood/t", qos=1) == [1]
+    pub = await raw(gateway, 4)
+    await pub.connect("flood-pub")
+    pub.send(*(Publish("flood/t", b"%d" % i, qos=1, packet_id=i + 1) for i in range(count)))
+    acks = [(await pub.expect(Puback)).packet_id for _ in range(count)]
+    assert acks == list(range(1, count + 1))
+    got = await sub.receive_acked(count)
+    assert payloads(got) == [b"%d" % i for i in range(count)]
+    await pub.disconnect()
 
 
 @VERSIONS

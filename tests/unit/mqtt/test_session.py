@@ -285,6 +285,14 @@ def test_mqtt_3_3_4_7_a_failed_pubrec_frees_a_place() -> None:
     assert session.receive_data(pub("t", 1, 2).encode(5)) == [pub("t", 1, 2)]
 
 
+@STEPS
+def test_a_3_1_1_client_is_not_refused_for_more_in_flight_than_our_maximum(step: int) -> None:
+    # 3.1.1 has no Receive Maximum: the client was told none (the connection paces it).
+    session = open_session(4, receive_maximum=2)
+    data = stream(4, *[pub("t", 1, pid) for pid in range(1, 6)], pub("t", 2, 6))
+    assert len(feed(session, data, step)) == 6
+
+
 # -- QoS 2 duplicates ------------------------------------------------------------------
 
 
