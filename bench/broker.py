@@ -7,6 +7,9 @@ What it measures, per broker, each scenario bounded by ``--seconds`` (and a mess
 - ``qos1``: end to end at QoS 1, each publisher keeping at most 256 PUBLISHes
   unacknowledged (``--qos1-publishers``, 1 by default), a QoS 1 subscriber PUBACKing every
   delivery; deliveries/s counted at the subscriber.
+- ``qos1-burst``: the same with 4,096 PUBLISHes in flight (more than the 1,024 a 5.0
+  client may have; 3.1.1 sets no limit): whether deliveries keep up with a publisher
+  that never waits, or the broker lets its PUBACKs run ahead (``puback'd``).
 - ``fanout``: 1 QoS 0 publisher, 100 subscribers; total deliveries/s.
 - ``latency``: publish-to-delivery p50/p99 at a fixed low rate (1,000 msgs/s), QoS 0 and
   QoS 1, with a monotonic timestamp in the payload (one process holds both ends).
@@ -40,7 +43,7 @@ Output: one line per figure, ``<scenario>: nats-server <value> (...) | jetgate <
 does not answer a CONNECT with a CONNACK.
 
 Run: ``.venv/bin/python bench/broker.py [--mode embedded|upstream] [--only nats|jetgate]
-[--seconds 5] [--scenarios qos0,qos1,fanout,latency,conns]``
+[--seconds 5] [--scenarios qos0,qos1,qos1-burst,fanout,latency,conns]``
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ import mqttload as ml
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-SCENARIOS = ("qos0", "qos1", "fanout", "latency", "conns")
+SCENARIOS = ("qos0", "qos1", "qos1-burst", "fanout", "latency", "conns")
+#: QoS 1 PUBLISHes in flight per publisher in ``qos1-burst``.
+BURST_WINDOW = 4096
 PAYLOAD_SIZE = 64
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -447,19 +452,27 @@ def scenario_qos0(b: Broker, o: Options) -> dict[str, Figure]:
 
 
 def scenario_qos1(b: Broker, o: Options) -> dict[str, Figure]:
+    return _qos1(b, o, o.window, "qos1 end-to-end")
+
+
+def scenario_qos1_burst(b: Broker, o: Options) -> dict[str, Figure]:
+    return _qos1(b, o, BURST_WINDOW, f"qos1 burst ({BURST_WINDOW:,} in flight)")
+
+
+def _qos1(b: Broker, o: Options, window: int, label: str) -> dict[str, Figure]:
     payload = ml.payload_of(PAYLOAD_SIZE)
     shape = ml.Shape.of(ml.publish_packet(ml.publisher_topic(0), payload, 1, 1))
     jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
         (ml.subscriber, (HOST, b.mqtt_port, 1, "bench/#", 1, shape, o.seconds))
     ]
     for i in range(o.qos1_publishers):
-        args = (HOST, b.mqtt_port, ml.publisher_topic(i), payload, o.seconds, o.max_msgs, o.window)
+        args = (HOST, b.mqtt_port, ml.publisher_topic(i), payload, o.seconds, o.max_msgs, window)
         jobs.append((ml.qos1_publisher, args))
     w = measure(b, jobs, o.seconds)
     rate = w.total("received") / w.seconds
     acked = w.total("acked") / w.seconds
     return {
-        "qos1 end-to-end": Figure(
+        label: Figure(
             rate,
             "msgs/s",
             w.broker_pct,
@@ -585,6 +598,7 @@ def scenario_conns(b: Broker, o: Options) -> dict[str, Figure]:
 RUNNERS: dict[str, Callable[[Broker, Options], dict[str, Figure]]] = {
     "qos0": scenario_qos0,
     "qos1": scenario_qos1,
+    "qos1-burst": scenario_qos1_burst,
     "fanout": scenario_fanout,
     "latency": scenario_latency,
     "conns": scenario_conns,
