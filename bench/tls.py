@@ -16,6 +16,8 @@ Scenarios (``--seconds`` each):
   of ``--procs`` load processes, blocking pyOpenSSL clients: OpenSSL 4 offers the
   X25519MLKEM768 key exchange first, as current OpenSSL and Go clients do, and both
   brokers take it);
+- ``resumed``: the same, each client thread resuming the session of its previous
+  connection (the ticket that came with the CONNACK), as a reconnecting device does;
 - ``qos0``: one publisher process writing 64-byte QoS 0 PUBLISHes in batches, one
   subscriber process counting deliveries/s;
 - ``qos1``: the same at QoS 1, the publisher keeping 256 PUBLISHes unacknowledged,
@@ -172,6 +174,7 @@ def _handshake_proc(
     seconds: float,
     conc: int,
     nice: int,
+    resume: bool,
     out: MpQueue[tuple[int, float]],
 ) -> None:
     """``conc`` threads, each connecting, handshaking and CONNECTing in a loop.
@@ -190,6 +193,7 @@ def _handshake_proc(
 
     def loop(i: int) -> None:
         n = 0
+        session: SSL.Session | None = None
         while time.monotonic() < stop:
             n += 1
             sock = socket.create_connection((HOST, port))
@@ -199,6 +203,8 @@ def _handshake_proc(
                 tls = SSL.Connection(context, sock)
                 tls.set_connect_state()
                 tls.set_tlsext_host_name(b"localhost")
+                if session is not None:
+                    tls.set_session(session)
                 tls.do_handshake()
                 conn = tls
             conn.sendall(ml.connect_packet(f"h{tag}-{i}-{n}"))
@@ -209,6 +215,11 @@ def _handshake_proc(
                     raise SystemExit("broker closed before CONNACK")
                 connack += chunk
             assert connack[0] == 0x20 and connack[3] == 0, connack
+            if resume and isinstance(conn, SSL.Connection):
+                session = conn.get_session()  # with the tickets that came before the CONNACK
+                # OpenSSL makes the session of a connection freed without close_notify
+                # unresumable.
+                conn.shutdown()
             sock.close()
             counts[i] += 1
 
@@ -234,14 +245,15 @@ class HandshakeRun:
 
 
 def handshakes(
-    t: Target, pki_dir: str, seconds: float, procs: int, conc: int, nice: int
+    t: Target, pki_dir: str, seconds: float, procs: int, conc: int, nice: int, resume: bool
 ) -> HandshakeRun:
-    """New TLS connections for ``seconds``, load processes at niceness ``nice``."""
+    """New TLS connections for ``seconds``, load processes at niceness ``nice``
+    (``resume``: each client thread resuming its previous session)."""
     out: MpQueue[tuple[int, float]] = mp.Queue()
     jobs = [
         mp.Process(
             target=_handshake_proc,
-            args=(t.mqtt_port, pki_dir if t.tls else None, seconds, conc, nice, out),
+            args=(t.mqtt_port, pki_dir if t.tls else None, seconds, conc, nice, resume, out),
         )
         for _ in range(procs)
     ]
@@ -377,7 +389,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--scenarios", default="handshakes,qos0,qos1")
+    parser.add_argument("--scenarios", default="handshakes,resumed,qos0,qos1")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--loadgen-nice",
@@ -428,9 +440,15 @@ def main() -> int:
             runs: dict[str, list[HandshakeRun]] = {t.name: [] for t in targets}
             for _ in range(args.rounds):
                 for t in targets:
-                    if scenario.startswith("handshakes"):
+                    if scenario.startswith("handshakes") or scenario == "resumed":
                         run = handshakes(
-                            t, pki_dir, args.seconds, args.procs, args.concurrency, nice
+                            t,
+                            pki_dir,
+                            args.seconds,
+                            args.procs,
+                            args.concurrency,
+                            nice,
+                            scenario == "resumed",
                         )
                         runs[t.name].append(run)
                         rate = run.rate
@@ -441,7 +459,7 @@ def main() -> int:
                 results[(scenario, t.name)] = statistics.median(rates[t.name])
             row = "  ".join(f"{t.name} {results[(scenario, t.name)]:>10,.0f}/s" for t in targets)
             print(f"{scenario:10} {row}   (median of {args.rounds})")
-            if scenario.startswith("handshakes"):
+            if scenario.startswith("handshakes") or scenario == "resumed":
                 _print_handshake_costs(runs)
     finally:
         for t in targets:

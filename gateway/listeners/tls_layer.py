@@ -23,7 +23,14 @@ from collections.abc import Callable
 from OpenSSL import SSL
 
 from gateway.tls.errors import TlsClosedError
-from gateway.tls.openssl import PeerCertificate, peer_certificate_der, ssl_error, verify_code
+from gateway.tls.openssl import (
+    PeerCertificate,
+    expired_error,
+    peer_certificate_der,
+    resumed,
+    ssl_error,
+    verify_code,
+)
 
 #: Plaintext taken from the TLS object per call (a TLS record holds at most 16 KiB).
 RECORD_PLAINTEXT = 17 * 1024
@@ -124,6 +131,12 @@ class TlsLayer:
         der = peer_certificate_der(self._connection)
         if der is not None:
             self.peer_certificate = PeerCertificate(der)
+            if resumed(self._connection):
+                # Checked when the session began, and not since: it may have expired.
+                expired = expired_error(der)
+                if expired is not None:
+                    self._fail(expired)
+                    return
         if self._unsent:
             self._connection.sendall(b"".join(self._unsent))
             self._unsent.clear()

@@ -158,8 +158,9 @@ def server_context(
     if errors.found:
         raise ConfigErrors(errors.found)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # No TLS 1.3 session tickets: devices reconnect rarely, and each ticket costs
-    # an encryption and a write on every handshake.
+    # No TLS 1.3 session tickets for this context (the WebSocket listener's): nothing
+    # here could check a resumed session's client certificate for expiry. The TCP
+    # listeners' context resumes sessions (gateway.tls.openssl).
     context.num_tickets = 0
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if tls.min_version == "1.3" else ssl.TLSVersion.TLSv1_2

@@ -53,6 +53,7 @@ TLS13_PREFERENCE = b"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_
 _MIN_VERSIONS = {"1.3": SSL.TLS1_3_VERSION}
 #: SSL_MODE_NO_AUTO_CHAIN (openssl/ssl.h), which pyOpenSSL does not name.
 _MODE_NO_AUTO_CHAIN = 0x8
+X509_V_ERR_CERT_HAS_EXPIRED = 10
 #: OpenSSL's words for the X509_V_ERR codes a client certificate meets most (x509_vfy.h).
 _VERIFY_MESSAGES = {
     2: "unable to get issuer certificate",
@@ -72,6 +73,19 @@ _VERIFY_MESSAGES = {
 _get_verify_result: Callable[[Any], int] | None = getattr(
     getattr(SSL, "_lib", None), "SSL_get_verify_result", None
 )
+# Whether a handshake resumed a session (private binding too). Without it, sessions are
+# not resumed: a resumed client certificate's expiry could not be checked.
+_session_reused: Callable[[Any], int] | None = getattr(
+    getattr(SSL, "_lib", None), "SSL_session_reused", None
+)
+#: Distinguishes this gateway's sessions from another application's (OpenSSL requires one
+#: to resume sessions whose client certificate was verified).
+SESSION_ID_CONTEXT = b"jetgate"
+
+
+def resumed(connection: SSL.Connection) -> bool:
+    """Whether the finished handshake resumed an earlier session (no certificate checks)."""
+    return _session_reused is not None and bool(_session_reused(connection._ssl))
 
 
 def verify_code(connection: SSL.Connection) -> int:
@@ -92,15 +106,20 @@ def openssl_context(tls: TLSOptions, cert: str, key: str, ca: str | None) -> SSL
     # As the NATS server (Go) does with AES hardware: AES-128 first, chosen by the server
     # (``TLS13_PREFERENCE``); it costs both ends less than the AES-256/SHA-384 suite
     # OpenSSL clients ask for first.
-    context.set_options(
-        SSL.OP_NO_TICKET
-        | SSL.OP_NO_COMPRESSION
-        | SSL.OP_NO_RENEGOTIATION
-        | SSL.OP_CIPHER_SERVER_PREFERENCE
-    )
-    # pyOpenSSL cannot set the number of TLS 1.3 tickets to zero: OpenSSL still sends
-    # two (see TlsLayer), which no cache backs, so they resume nothing and hold nothing.
+    options = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE
+    if _session_reused is None or tls.trust_authorized:
+        # trust_authorized: a listed certificate is trusted only while listed, and
+        # nothing would check that a resumed session's still is.
+        options |= SSL.OP_NO_TICKET
+    context.set_options(options)
+    # Session tickets, as the NATS server (Go) issues them: a client that keeps one
+    # resumes without certificate checks or signatures (a reconnecting fleet), and the
+    # server keeps nothing (the ticket holds the session, sealed with a key of this
+    # process). TLS 1.3 also does a fresh key exchange on resumption. The certificate
+    # policy (revoked, authorized, pinned, expiry: TlsLayer) still applies to resumed
+    # sessions. No session cache: session ids (TLS 1.2 without tickets) are not resumed.
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    context.set_session_id(SESSION_ID_CONTEXT)
     # An idle connection gives its record buffers back: 46 KiB per idle TLS client
     # instead of 62 (bench: 1,000 idle mqtts clients; nats-server 57).
     # The certificate message carries cert_file's chain as written, as the NATS server
@@ -148,6 +167,14 @@ def refresh_openssl_trust(context: SSL.Context, tls: TLSOptions, listed: Certifi
         trust_listed(context, listed)
 
 
+def expired_error(der: bytes) -> ssl.SSLCertVerificationError | None:
+    """The error OpenSSL's verification gives ``der`` if it has expired by now, else None."""
+    certificate = x509.load_der_x509_certificate(der)
+    if certificate.not_valid_after_utc >= datetime.datetime.now(datetime.UTC):
+        return None
+    return _verify_error(X509_V_ERR_CERT_HAS_EXPIRED)
+
+
 def ssl_error(exc: SSL.Error, refused: int = 0) -> ssl.SSLError:
     """The ``ssl`` exception Python's own TLS would have raised for ``exc``.
 
@@ -155,12 +182,7 @@ def ssl_error(exc: SSL.Error, refused: int = 0) -> ssl.SSLError:
     certificate (``verify_code``).
     """
     if refused:
-        verify = ssl.SSLCertVerificationError(1, f"certificate verify failed ({refused})")
-        verify.reason = "CERTIFICATE_VERIFY_FAILED"
-        verify.library = "SSL"
-        verify.verify_code = refused
-        verify.verify_message = _verify_message(refused)
-        return verify
+        return _verify_error(refused)
     reason = ""
     details = exc.args[0] if exc.args else None
     if isinstance(details, list) and details and isinstance(details[-1], tuple):
@@ -169,6 +191,15 @@ def ssl_error(exc: SSL.Error, refused: int = 0) -> ssl.SSLError:
     error.reason = reason
     error.library = "SSL"
     return error
+
+
+def _verify_error(code: int) -> ssl.SSLCertVerificationError:
+    verify = ssl.SSLCertVerificationError(1, f"certificate verify failed ({code})")
+    verify.reason = "CERTIFICATE_VERIFY_FAILED"
+    verify.library = "SSL"
+    verify.verify_code = code
+    verify.verify_message = _verify_message(code)
+    return verify
 
 
 def _verify_message(code: int) -> str:

@@ -50,6 +50,13 @@ class Pki:
     expired_server: Issued
     stray_key: Path
     clients: dict[str, Issued] = field(default_factory=dict)
+    _ca: _Issuer | None = field(default=None, repr=False)
+
+    def client_valid_for(self, stem: str, cn: str, lifetime: datetime.timedelta) -> Issued:
+        """A client certificate of the test CA that expires ``lifetime`` from now."""
+        assert self._ca is not None
+        client_auth = ExtendedKeyUsageOID.CLIENT_AUTH
+        return self._ca.issue(stem, _name(cn), [], client_auth, lifetime=lifetime)
 
     def client_context(self, name: str | None = None, ca: Path | None = None) -> ssl.SSLContext:
         """A client context trusting the test CA, presenting client ``name`` if given."""
@@ -93,10 +100,11 @@ class _Issuer:
         sans: list[x509.GeneralName],
         usage: x509.ObjectIdentifier,
         expired: bool = False,
+        lifetime: datetime.timedelta = 30 * DAY,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        start, end = (now - 10 * DAY, now - DAY) if expired else (now - DAY, now + 30 * DAY)
+        start, end = (now - 10 * DAY, now - DAY) if expired else (now - DAY, now + lifetime)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -139,6 +147,7 @@ def make_pki(root: Path) -> Pki:
         server=ca.issue("server", _name("localhost"), server_sans, server_auth),
         expired_server=ca.issue("old-server", _name("localhost"), server_sans, server_auth, True),
         stray_key=rogue.issue("stray", _name("stray"), [], client_auth).key,
+        _ca=ca,
     )
     pki.clients = {
         "dn": ca.issue("dn", _name("dev-42", "Acme"), [], client_auth),
