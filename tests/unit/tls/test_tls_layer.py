@@ -29,7 +29,7 @@ from gateway.options.model import TLSOptions
 from gateway.tls.certs import fingerprint
 from gateway.tls.errors import TlsClosedError
 from gateway.tls.handshake import failure_reason
-from gateway.tls.openssl import PeerCertificate, openssl_context
+from gateway.tls.openssl import PeerCertificate, openssl_context, resumed
 from tests.integration.tls.pki import Pki, make_pki
 
 
@@ -295,9 +295,10 @@ async def test_a_handshake_abandoned_by_its_deadline_ignores_later_bytes(pki: Pk
         await server.layer.handshake()
 
 
-async def test_no_session_resumes(pki: Pki) -> None:
-    context = pki.client_context()
-    context_server = server_context(pki, verify=False)
+async def resumed_pair(pki: Pki, client: str | None) -> tuple[Client, Server]:
+    """A first connection that receives its tickets, then a second that resumes with them."""
+    context = pki.client_context(client)
+    context_server = server_context(pki, verify=client is not None)
     first, server = Client(context), Server(context_server)
     await handshake(first, server)
     server.layer.send(b"CONNACK")  # the tickets come with it
@@ -309,8 +310,24 @@ async def test_no_session_resumes(pki: Pki) -> None:
     second.tls = context.wrap_bio(
         second.incoming, second.outgoing, server_hostname="localhost", session=session
     )
-    await handshake(second, Server(context_server))
-    assert not second.tls.session_reused  # a full handshake
+    again = Server(context_server)
+    await handshake(second, again)
+    return second, again
+
+
+async def test_a_session_resumes_with_its_ticket(pki: Pki) -> None:
+    second, again = await resumed_pair(pki, None)
+    assert second.tls.session_reused
+    assert resumed(again.layer._connection)
+    assert again.layer.peer_certificate is None
+
+
+async def test_a_resumed_session_still_tells_its_client_certificate(pki: Pki) -> None:
+    second, again = await resumed_pair(pki, "dn")
+    assert second.tls.session_reused
+    certificate = again.layer.peer_certificate
+    assert certificate is not None
+    assert certificate.der == ssl.PEM_cert_to_DER_cert(pki.clients["dn"].cert.read_text())
 
 
 async def test_a_write_larger_than_one_flush_reaches_the_client_whole(pki: Pki) -> None:
