@@ -11,6 +11,7 @@ write batching (one socket write per event-loop turn, not per message).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -86,6 +87,24 @@ class ConnectionClosed(Exception):
     """The connection is over; unwinds the read loop."""
 
 
+class _Release:
+    """A PUBREL being released: its staged message, and how taking it out of the store went."""
+
+    def __init__(self, pid: int, staged: StagedMessage) -> None:
+        self.pid = pid
+        self.staged = staged
+        self.done = False
+        self.found = False
+        self.failed = False
+
+
+def _released(staged: StagedMessage) -> dict[str, str]:
+    """The headers a released QoS 2 message goes on with."""
+    headers = dict(staged.headers)
+    headers[PUB] = "2"
+    return headers
+
+
 class MqttConnection:
     """Serves one MQTT client until it leaves, is taken over or is closed."""
 
@@ -123,6 +142,14 @@ class MqttConnection:
         self._reason_sent = False
         self._stored: asyncio.Future[None] | None = None
         self._stored_down_to = 0
+        #: QoS 2 messages this connection staged: packet id -> (message, stream sequence),
+        #: so that their PUBREL needs no read of the store.
+        self._staged_here: dict[int, tuple[StagedMessage, int]] = {}
+        #: Packet ids whose staging the log has not answered yet (their PUBREC is to come).
+        self._staging: set[int] = set()
+        #: PUBRELs being released, in arrival order (deliveries keep that order).
+        self._releases: collections.deque[_Release] = collections.deque()
+        self._releases_drained: asyncio.Future[None] | None = None
         self._keep_alive = 0.0
         self._restored = True
         """False while (or when) restoring a resumed session's subscriptions fails midway."""
@@ -235,7 +262,8 @@ class MqttConnection:
             elif isinstance(packet, Puback):
                 self.subs.on_puback(packet.packet_id)
             elif isinstance(packet, Qos2Resent):
-                self.session.send(Pubrec(packet.packet_id))
+                if packet.packet_id not in self._staging:  # else its PUBREC is to come
+                    self.session.send(Pubrec(packet.packet_id))
             elif isinstance(packet, Pubrel):
                 await self._on_pubrel(packet)
             elif isinstance(packet, Pubrec):
@@ -495,8 +523,7 @@ class MqttConnection:
                 packet.topic, subject, packet.payload, packet.retain, headers or {}
             )
             self._may_hold_qos2 = True
-            await self.broker.store.stage_qos2(self.client_hash, packet.packet_id, staged)
-            self.session.send(Pubrec(packet.packet_id))
+            self._stage_pipelined(packet.packet_id, staged)
             return
         reply = self._reply_subject(packet)
         if qos == 1 and not packet.retain:
@@ -534,19 +561,45 @@ class MqttConnection:
         self._storing += 1
 
         def acknowledge(stored: bool) -> None:
-            self._storing -= 1
-            waiter = self._stored
-            if waiter is not None and self._storing <= self._stored_down_to and not waiter.done():
-                waiter.set_result(None)
+            self._answered()
             if not stored:
-                # Not stored: no PUBACK, and the client is closed (it will resend).
-                broker.count("store_failures")
-                broker.spawn(self.stream.close())
+                self._store_failed()  # no PUBACK: the client will resend
                 return
             self.session.send(Puback(pid))
             self.schedule_flush()
 
         broker.store.store_message_then(subject, payload, headers or {}, acknowledge)
+
+    def _answered(self) -> None:
+        """One piece of work handed to the log (``_storing``) has its answer."""
+        self._storing -= 1
+        waiter = self._stored
+        if waiter is not None and self._storing <= self._stored_down_to and not waiter.done():
+            waiter.set_result(None)
+
+    def _store_failed(self) -> None:
+        """The log refused or lost a publish, staging or release: the client is closed."""
+        self.broker.count("store_failures")
+        self.broker.spawn(self.stream.close())
+
+    def _stage_pipelined(self, pid: int, staged: StagedMessage) -> None:
+        """QoS 2 PUBLISH without waiting: PUBREC once the log holds it, in publish order."""
+        self._storing += 1
+        self._staging.add(pid)
+
+        def held(outcome: int | StoreError | None) -> None:
+            self._answered()
+            self._staging.discard(pid)
+            if isinstance(outcome, StoreError):
+                log.warning("mqtt cid:%d: %s", self.cid, outcome)
+                self._store_failed()
+                return
+            if outcome is not None:  # None: already staged, the first payload stays
+                self._staged_here[pid] = (staged, outcome)
+            self.session.send(Pubrec(pid))
+            self.schedule_flush()
+
+        self.broker.store.stage_qos2_then(self.client_hash, pid, staged, held)
 
     def _payload_over_limit(self, size: int) -> NoReturn:
         """As the NATS server's Maximum Payload Violation: the connection ends (5.0: 0x95)."""
@@ -635,14 +688,77 @@ class MqttConnection:
             await broker.store.store_message(subject, payload, headers or {})
 
     async def _on_pubrel(self, packet: Pubrel) -> None:
-        staged = await self.broker.store.release_qos2(self.client_hash, packet.packet_id)
+        pid = packet.packet_id
+        here = self._staged_here.pop(pid, None)
+        if here is not None and not here[0].retain:
+            self._release_pipelined(pid, here[0], here[1])
+            return
+        # Staged by an earlier connection of the session, or retained: read from the
+        # store and delivered in turn, after the releases already under way.
+        await self._releases_done()
+        staged = await self.broker.store.release_qos2(self.client_hash, pid)
         if staged is not None:
-            headers = dict(staged.headers)
-            headers[PUB] = "2"
             await self._deliver_published(
-                staged.topic, staged.subject, staged.payload, 2, staged.retain, headers
+                staged.topic, staged.subject, staged.payload, 2, staged.retain, _released(staged)
             )
-        self.session.send(Pubcomp(packet.packet_id))  # always, as [MQTT-4.3.3-12] allows
+        self.session.send(Pubcomp(pid))  # always, as [MQTT-4.3.3-12] allows
+
+    def _release_pipelined(self, pid: int, staged: StagedMessage, seq: int) -> None:
+        """PUBREL without waiting: the staged copy leaves the store, then goes on, then
+        PUBCOMP; deliveries keep the order of the PUBRELs."""
+        release = _Release(pid, staged)
+        self._releases.append(release)
+        self._storing += 1
+        self.broker.spawn(self._drop_staged(release, seq))
+
+    async def _drop_staged(self, release: _Release, seq: int) -> None:
+        try:
+            release.found = await self.broker.store.drop_staged(seq)
+        except StoreError as exc:
+            log.warning("mqtt cid:%d: %s", self.cid, exc)
+            release.failed = True
+        release.done = True
+        self._releases_ready()
+
+    def _releases_ready(self) -> None:
+        """Deliver the released messages at the head of the queue whose store copy is gone."""
+        releases = self._releases
+        while releases and releases[0].done:
+            release = releases.popleft()
+            self._answered()
+            if release.failed:
+                self._store_failed()  # no PUBCOMP: the client will send PUBREL again
+            elif release.found:
+                self._deliver_released(release.pid, release.staged)
+            else:
+                self.session.send(Pubcomp(release.pid))  # released elsewhere meanwhile
+        drained = self._releases_drained
+        if not releases and drained is not None and not drained.done():
+            drained.set_result(None)
+        self.schedule_flush()
+
+    def _deliver_released(self, pid: int, staged: StagedMessage) -> None:
+        headers = _released(staged)
+        if not self._core_publish(staged.subject, staged.payload, "", headers):
+            self.session.send(Pubcomp(pid))
+            return
+        self._storing += 1
+
+        def stored(ok: bool) -> None:
+            self._answered()
+            if not ok:
+                self._store_failed()
+                return
+            self.session.send(Pubcomp(pid))
+            self.schedule_flush()
+
+        self.broker.store.store_message_then(staged.subject, staged.payload, headers, stored)
+
+    async def _releases_done(self) -> None:
+        """Wait until every PUBREL under way has been delivered on."""
+        if self._releases:
+            self._releases_drained = asyncio.get_running_loop().create_future()
+            await self._releases_drained
 
     # -- DISCONNECT, takeover and the end ----------------------------------------
 

@@ -772,6 +772,39 @@ class MqttStore:
                 return False
         return True
 
+    def stage_qos2_then(
+        self,
+        client_hash: str,
+        packet_id: int,
+        message: StagedMessage,
+        then: Callable[[int | StoreError | None], None],
+    ) -> None:
+        """``stage_qos2`` for the hot path: ``then`` gets the staged message's sequence,
+        None when ``packet_id`` was already staged, or the StoreError (in publish order)."""
+        headers = encode_staged(message)
+        headers[HDR_EXPECTED_LAST_SUBJECT_SEQ] = "0"
+
+        def done(result: PubAck | LogError) -> None:
+            if isinstance(result, WrongLastSequence | StreamLimitReached):
+                then(None)
+            elif isinstance(result, LogError):
+                then(StoreError(f"staging QoS 2 message {packet_id}: {result}"))
+            else:
+                then(result.seq)
+
+        subject = qos2_subject(client_hash, packet_id)
+        self._log.publish_then(subject, message.payload, headers, done)
+
+    async def drop_staged(self, seq: int) -> bool:
+        """Take the staged QoS 2 message at ``seq`` out of the store; False if it was gone
+        (released by a concurrent PUBREL)."""
+        with _log_errors("releasing a QoS 2 message"):
+            try:
+                await self._log.delete_msg(QOS2_STREAM, seq)
+            except MessageNotFound:
+                return False
+        return True
+
     async def release_qos2(self, client_hash: str, packet_id: int) -> StagedMessage | None:
         """Take the staged message of ``packet_id`` out of the store (None if there is none)."""
         subject = qos2_subject(client_hash, packet_id)
