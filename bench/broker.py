@@ -10,6 +10,8 @@ What it measures, per broker, each scenario bounded by ``--seconds`` (and a mess
 - ``qos1-burst``: the same with 4,096 PUBLISHes in flight (more than the 1,024 a 5.0
   client may have; 3.1.1 sets no limit): whether deliveries keep up with a publisher
   that never waits, or the broker lets its PUBACKs run ahead (``puback'd``).
+- ``qos2``: one publisher keeping 256 QoS 2 exchanges open (PUBREL on each PUBREC), a
+  QoS 1 subscriber; deliveries/s counted at the subscriber.
 - ``fanout``: 1 QoS 0 publisher, 100 subscribers; total deliveries/s.
 - ``latency``: publish-to-delivery p50/p99 at a fixed low rate (1,000 msgs/s), QoS 0 and
   QoS 1, with a monotonic timestamp in the payload (one process holds both ends).
@@ -43,7 +45,7 @@ Output: one line per figure, ``<scenario>: nats-server <value> (...) | jetgate <
 does not answer a CONNECT with a CONNACK.
 
 Run: ``.venv/bin/python bench/broker.py [--mode embedded|upstream] [--only nats|jetgate]
-[--seconds 5] [--scenarios qos0,qos1,qos1-burst,fanout,latency,conns]``
+[--seconds 5] [--scenarios qos0,qos1,qos1-burst,qos2,fanout,latency,conns]``
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ import mqttload as ml
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-SCENARIOS = ("qos0", "qos1", "qos1-burst", "fanout", "latency", "conns")
+SCENARIOS = ("qos0", "qos1", "qos1-burst", "qos2", "fanout", "latency", "conns")
 #: QoS 1 PUBLISHes in flight per publisher in ``qos1-burst``.
 BURST_WINDOW = 4096
 PAYLOAD_SIZE = 64
@@ -459,7 +461,18 @@ def scenario_qos1_burst(b: Broker, o: Options) -> dict[str, Figure]:
     return _qos1(b, o, BURST_WINDOW, f"qos1 burst ({BURST_WINDOW:,} in flight)")
 
 
-def _qos1(b: Broker, o: Options, window: int, label: str) -> dict[str, Figure]:
+def scenario_qos2(b: Broker, o: Options) -> dict[str, Figure]:
+    return _qos1(b, o, o.window, "qos2 end-to-end", ml.qos2_publisher, "pubcomp'd")
+
+
+def _qos1(
+    b: Broker,
+    o: Options,
+    window: int,
+    label: str,
+    publisher: Callable[..., None] = ml.qos1_publisher,
+    acked_as: str = "puback'd",
+) -> dict[str, Figure]:
     payload = ml.payload_of(PAYLOAD_SIZE)
     shape = ml.Shape.of(ml.publish_packet(ml.publisher_topic(0), payload, 1, 1))
     jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
@@ -467,7 +480,7 @@ def _qos1(b: Broker, o: Options, window: int, label: str) -> dict[str, Figure]:
     ]
     for i in range(o.qos1_publishers):
         args = (HOST, b.mqtt_port, ml.publisher_topic(i), payload, o.seconds, o.max_msgs, window)
-        jobs.append((ml.qos1_publisher, args))
+        jobs.append((publisher, args))
     w = measure(b, jobs, o.seconds)
     rate = w.total("received") / w.seconds
     acked = w.total("acked") / w.seconds
@@ -477,7 +490,7 @@ def _qos1(b: Broker, o: Options, window: int, label: str) -> dict[str, Figure]:
             "msgs/s",
             w.broker_pct,
             w.loadgen_pct,
-            note=f"puback'd {acked:,.0f}/s",
+            note=f"{acked_as} {acked:,.0f}/s",
             upstream_pct=w.upstream_pct,
         )
     }
@@ -599,6 +612,7 @@ RUNNERS: dict[str, Callable[[Broker, Options], dict[str, Figure]]] = {
     "qos0": scenario_qos0,
     "qos1": scenario_qos1,
     "qos1-burst": scenario_qos1_burst,
+    "qos2": scenario_qos2,
     "fanout": scenario_fanout,
     "latency": scenario_latency,
     "conns": scenario_conns,

@@ -426,6 +426,60 @@ def qos1_publisher(
     ctl.result(sent=sent, acked=acked, cpu=cpu)
 
 
+def qos2_publisher(
+    ctl: Control,
+    host: str,
+    port: int,
+    topic: str,
+    payload: bytes,
+    seconds: float,
+    max_msgs: int,
+    window: int,
+) -> None:
+    """Keeps up to ``window`` QoS 2 exchanges open: PUBREL for each PUBREC, a new PUBLISH
+    for each PUBCOMP."""
+    sock = open_session(host, port, f"pub2-{ctl.index}-{time.monotonic_ns()}")
+    ids = 65535
+    sock.settimeout(0.05)
+    ctl.ready()
+    start = ctl.wait_go()
+    deadline = start + seconds
+    cpu0 = time.process_time()
+    sent = completed = 0
+    nxt = 1
+    pending = b""
+    while time.monotonic() < deadline:
+        room = min(window - (sent - completed), max_msgs - sent)
+        if room > 0:
+            batch = []
+            for _ in range(room):
+                batch.append(publish_packet(topic, payload, 2, nxt))
+                nxt = nxt % ids + 1
+            sock.sendall(b"".join(batch))
+            sent += room
+        elif sent >= max_msgs and completed >= sent:
+            break
+        try:
+            got = sock.recv(RECV_SIZE)
+        except TimeoutError:
+            continue
+        if not got:
+            raise ConnectionError("broker closed the publisher connection")
+        packets, pos = split_packets(pending + got)
+        pending = (pending + got)[pos:]
+        releases = []
+        for first, body in packets:
+            if first >> 4 == 5:  # PUBREC
+                releases.append(b"\x62\x02" + body[:2])
+            elif first >> 4 == 7:  # PUBCOMP
+                completed += 1
+        if releases:
+            sock.sendall(b"".join(releases))
+    cpu = time.process_time() - cpu0
+    sock.close()
+    ctl.result(sent=sent, acked=completed, cpu=cpu)
+
+
 def subscriber(
     ctl: Control,
     host: str,
