@@ -68,6 +68,8 @@ STORE_WAIT = 2.0
 #: get a turn: a read of 64 KiB holds ~2,900 small QoS 1 PUBLISHes (13 ms of work), and
 #: meanwhile no subscriber's PUBACK was read, so deliveries stalled on max_ack_pending.
 PUBLISH_SLICE = 256
+#: How long an ending connection waits for the PUBRELs it received to be released.
+RELEASE_WAIT = 10.0
 #: How long a connection closed for a violation waits for the client to read the reason.
 LINGER = 1.0
 
@@ -835,6 +837,10 @@ class MqttConnection:
                 await self.subs.release()
                 if not self._graceful and self.will is not None:
                     self._schedule_will(self.will)
+                with contextlib.suppress(TimeoutError):
+                    # A PUBREL received goes on before the session's staged messages
+                    # may be purged (a clean session ending).
+                    await asyncio.wait_for(self._releases_done(), RELEASE_WAIT)
                 await self._keep_or_end_session()
         except StoreError as exc:
             log.warning("mqtt cid:%d: cleaning up the session failed: %s", self.cid, exc)

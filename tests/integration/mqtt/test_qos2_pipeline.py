@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.mqtt.packets import Pubcomp, Publish, Pubrec, Pubrel
+from gateway.mqtt.packets import Disconnect, Pubcomp, Publish, Pubrec, Pubrel
 from gateway.server import Gateway
 from tests.integration.mqtt.conftest import RawFactory
 from tests.integration.mqtt.helpers import payloads
@@ -87,3 +87,24 @@ async def test_a_release_read_back_from_the_log_waits_for_those_under_way(
     pub.send(Pubrel(1), Pubrel(2))
     assert [(await pub.expect(Pubcomp)).packet_id for _ in range(2)] == [1, 2]
     assert payloads(await sub.receive_acked(2)) == [b"plain", b"retained"]
+
+
+async def pubrel_then_disconnect(gateway: Gateway, raw: RawFactory) -> None:
+    """A clean session that sends PUBREL and DISCONNECT at once, without waiting for the
+    PUBCOMP: the message still goes on (its staged copy is not purged first)."""
+    sub = await raw(gateway, 4)
+    await sub.connect("rel-sub")
+    assert await sub.subscribe("rel/t", qos=1) == [1]
+    pub = await raw(gateway, 4)
+    await pub.connect("rel-pub", clean=True)
+    pub.send(Publish("rel/t", b"released", qos=2, packet_id=3))
+    assert (await pub.expect(Pubrec)).packet_id == 3
+    pub.send(Pubrel(3), Disconnect())
+    (msg,) = await sub.receive_acked(1)
+    assert bytes(msg.payload) == b"released"
+
+
+async def test_a_pubrel_right_before_disconnect_still_goes_on(
+    gateway: Gateway, raw: RawFactory
+) -> None:
+    await pubrel_then_disconnect(gateway, raw)

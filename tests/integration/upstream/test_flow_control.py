@@ -13,7 +13,7 @@ import pytest
 from gateway.mqtt.session import DEFAULT_RECEIVE_MAXIMUM
 from tests.conftest import NatsServer
 from tests.integration.mqtt.test_qos import qos1_flood
-from tests.integration.mqtt.test_qos2_pipeline import qos2_burst
+from tests.integration.mqtt.test_qos2_pipeline import pubrel_then_disconnect, qos2_burst
 from tests.integration.upstream.conftest import GatewayFactory, RawFactory
 
 pytestmark = pytest.mark.integration
@@ -31,3 +31,10 @@ async def test_qos2_exchanges_in_flight_keep_their_order_upstream(
 ) -> None:
     gateway = await gateways(nats_server.url)
     await qos2_burst(gateway, raw, 300)
+
+
+async def test_a_pubrel_right_before_disconnect_still_goes_on_upstream(
+    nats_server: NatsServer, gateways: GatewayFactory, raw: RawFactory
+) -> None:
+    gateway = await gateways(nats_server.url)
+    await pubrel_then_disconnect(gateway, raw)
