@@ -60,6 +60,10 @@ HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 HDR_EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 
 
+#: ``delete_msg_then``'s tasks, kept until they end (the loop keeps only weak references).
+_IN_FLIGHT: set[asyncio.Task[None]] = set()
+
+
 class Log(ABC):
     """A JetStream-style log: streams of messages, durable push consumers, key-value buckets.
 
@@ -163,6 +167,23 @@ class Log(ABC):
     @abstractmethod
     async def delete_msg(self, stream: str, seq: int) -> None:
         """Remove one message. MessageNotFound if none."""
+
+    def delete_msg_then(
+        self, stream: str, seq: int, then: Callable[[LogError | None], None]
+    ) -> None:
+        """``delete_msg`` without a coroutine to wait on: ``then`` gets None once the
+        message is gone, or the LogError (MessageNotFound if there was none)."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            _IN_FLIGHT.discard(task)
+            error = LogError("log closed") if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, LogError):
+                raise error
+            then(error)
+
+        task = asyncio.get_running_loop().create_task(self.delete_msg(stream, seq))
+        _IN_FLIGHT.add(task)
+        task.add_done_callback(done)
 
     # -- consumers ------------------------------------------------------------------
 

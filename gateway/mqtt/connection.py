@@ -711,16 +711,17 @@ class MqttConnection:
         release = _Release(pid, staged)
         self._releases.append(release)
         self._storing += 1
-        self.broker.spawn(self._drop_staged(release, seq))
 
-    async def _drop_staged(self, release: _Release, seq: int) -> None:
-        try:
-            release.found = await self.broker.store.drop_staged(seq)
-        except StoreError as exc:
-            log.warning("mqtt cid:%d: %s", self.cid, exc)
-            release.failed = True
-        release.done = True
-        self._releases_ready()
+        def dropped(outcome: bool | StoreError) -> None:
+            if isinstance(outcome, StoreError):
+                log.warning("mqtt cid:%d: %s", self.cid, outcome)
+                release.failed = True
+            else:
+                release.found = outcome
+            release.done = True
+            self._releases_ready()
+
+        self.broker.store.drop_staged_then(seq, dropped)
 
     def _releases_ready(self) -> None:
         """Deliver the released messages at the head of the queue whose store copy is gone."""

@@ -92,6 +92,17 @@ def _check_reply(reply: str) -> None:
         raise BadRequest(f"not a JetStream ack subject: {reply!r}")
 
 
+def _delete_error(exc: LogError, stream: str, seq: int) -> LogError:
+    """A failed STREAM.MSG.DELETE as the Log interface names it."""
+    # The server answers a missing sequence with a generic error: "sequence N not found"
+    # (400, 10043) or, past the end, "stream store EOF" (500, 10057).
+    if isinstance(exc, BadRequest | JetStreamAPIError):
+        text = str(exc)
+        if exc.err_code in (10043, 10057) and ("not found" in text or "EOF" in text):
+            return MessageNotFound(f"no message {seq} in {stream}")
+    return exc
+
+
 class JetStreamLog(Log):
     """The log on real JetStream (see the module docstring).
 
@@ -334,14 +345,27 @@ class JetStreamLog(Log):
         _check_name("stream", stream)
         try:
             await self._api(f"STREAM.MSG.DELETE.{stream}", {"seq": seq, "no_erase": True})
-        except (BadRequest, JetStreamAPIError) as exc:
-            # The server answers a missing sequence with a generic error:
-            # "sequence N not found" (400, 10043) or, past the end, "stream store EOF"
-            # (500, 10057).
-            text = str(exc)
-            if exc.err_code in (10043, 10057) and ("not found" in text or "EOF" in text):
-                raise MessageNotFound(f"no message {seq} in {stream}") from None
-            raise
+        except LogError as exc:
+            raise _delete_error(exc, stream, seq) from None
+
+    def delete_msg_then(
+        self, stream: str, seq: int, then: Callable[[LogError | None], None]
+    ) -> None:
+        """Through the pipeline: no task, future or inbox subscription per message."""
+        _check_name("stream", stream)
+
+        def parse(data: bytes) -> PubAck | LogError:
+            try:
+                decode(data)
+            except LogError as exc:
+                return _delete_error(exc, stream, seq)
+            return PubAck(stream, seq)
+
+        def done(result: PubAck | LogError) -> None:
+            then(result if isinstance(result, LogError) else None)
+
+        body = json.dumps({"seq": seq, "no_erase": True}).encode()
+        self._pipeline.request_then(f"{self._prefix}.STREAM.MSG.DELETE.{stream}", body, parse, done)
 
     # -- consumers ------------------------------------------------------------------------
 

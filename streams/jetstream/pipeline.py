@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 class _Pending:
     """One publish awaiting its answer."""
 
-    __slots__ = ("deadline", "fut", "n", "result", "then")
+    __slots__ = ("deadline", "fut", "n", "parse", "result", "then")
 
     def __init__(
         self,
@@ -63,8 +63,11 @@ class _Pending:
         fut: asyncio.Future[PubAck] | None,
         then: Callable[[PubAck | LogError], None] | None,
         deadline: float,
+        parse: Callable[[bytes], PubAck | LogError] | None = None,
     ) -> None:
         self.n = n
+        #: For an API request: turns its answer into the result (a PubAck stands for success).
+        self.parse = parse
         #: Exactly one of the two hears the outcome (``publish`` / ``publish_then``).
         self.fut = fut
         self.then = then
@@ -141,6 +144,20 @@ class Pipeline:
             return
         self._publish(subject, payload, headers, None, then)
 
+    def request_then(
+        self,
+        subject: str,
+        body: bytes,
+        parse: Callable[[bytes], PubAck | LogError],
+        then: Callable[[PubAck | LogError], None],
+    ) -> None:
+        """A JetStream API request answered on the reply inbox and in order with the
+        publishes; ``parse`` makes the result of the answer. No coroutine or future."""
+        if self._closed:
+            then(LogClosed("log closed"))
+            return
+        self._publish(subject, body, None, None, then, parse)
+
     def _publish(
         self,
         subject: str,
@@ -148,10 +165,11 @@ class Pipeline:
         headers: Mapping[str, str] | None,
         fut: asyncio.Future[PubAck] | None,
         then: Callable[[PubAck | LogError], None] | None,
+        parse: Callable[[bytes], PubAck | LogError] | None = None,
     ) -> None:
         n = self._next
         self._next = n + 1
-        p = _Pending(n, fut, then, self._loop.time() + self._timeout)
+        p = _Pending(n, fut, then, self._loop.time() + self._timeout, parse)
         self._order.append(p)
         self._by_id[n] = p
         self._send(subject, payload, f"{self._prefix}{n}", headers, p)
@@ -206,6 +224,8 @@ class Pipeline:
         headers = msg.headers
         if headers and headers.get("Status") == "503":
             p.result = NoStreamForSubject(f"no stream captures {msg.subject!r}")
+        elif p.parse is not None:
+            p.result = p.parse(msg.payload)
         else:
             try:
                 p.result = pub_ack_from_json(msg.payload)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
 from streams.api import Log
 from streams.errors import (
+    LogError,
     MessageNotFound,
     StreamNameInUse,
     StreamNotFound,
@@ -165,3 +169,28 @@ async def test_stream_info_counts_the_subjects_a_filter_matches(log: Log) -> Non
     assert info.state.messages == 4
     assert (await log.stream_info("S", subjects_filter="s.none.>")).state.subjects == {}
     assert (await log.stream_info("S")).state.subjects is None
+
+
+async def test_delete_msg_then_reports_deleted_and_missing(log: Log) -> None:
+    await log.add_stream(StreamConfig(name="S", subjects=["s"]))
+    for i in range(2):
+        await log.publish("s", b"%d" % i)
+    outcomes: dict[int, LogError | None] = {}
+    done = asyncio.Event()
+
+    def answer(seq: int) -> Callable[[LogError | None], None]:
+        def then(error: LogError | None) -> None:
+            outcomes[seq] = error
+            if len(outcomes) == 2:
+                done.set()
+
+        return then
+
+    log.delete_msg_then("S", 1, answer(1))
+    log.delete_msg_then("S", 9, answer(9))
+    await asyncio.wait_for(done.wait(), 5)
+    assert outcomes[1] is None
+    assert isinstance(outcomes[9], MessageNotFound)
+    with pytest.raises(MessageNotFound):
+        await log.get_msg("S", 1)
+    assert (await log.get_msg("S", 2)).data == b"1"

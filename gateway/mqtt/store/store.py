@@ -795,15 +795,19 @@ class MqttStore:
         subject = qos2_subject(client_hash, packet_id)
         self._log.publish_then(subject, message.payload, headers, done)
 
-    async def drop_staged(self, seq: int) -> bool:
-        """Take the staged QoS 2 message at ``seq`` out of the store; False if it was gone
-        (released by a concurrent PUBREL)."""
-        with _log_errors("releasing a QoS 2 message"):
-            try:
-                await self._log.delete_msg(QOS2_STREAM, seq)
-            except MessageNotFound:
-                return False
-        return True
+    def drop_staged_then(self, seq: int, then: Callable[[bool | StoreError], None]) -> None:
+        """Take the staged QoS 2 message at ``seq`` out of the store: ``then`` gets True, False
+        if it was gone (released by a concurrent PUBREL), or the StoreError."""
+
+        def done(error: LogError | None) -> None:
+            if error is None:
+                then(True)
+            elif isinstance(error, MessageNotFound):
+                then(False)
+            else:
+                then(StoreError(f"releasing a QoS 2 message: {error}"))
+
+        self._log.delete_msg_then(QOS2_STREAM, seq, done)
 
     async def release_qos2(self, client_hash: str, packet_id: int) -> StagedMessage | None:
         """Take the staged message of ``packet_id`` out of the store (None if there is none)."""
