@@ -14,6 +14,10 @@ resolved strictly in publish order, by holding an answer until every earlier
 publish has its own. One timer, armed for the oldest publish, fails publishes
 that get no answer within ``timeout`` with ``LogTimeout``.
 
+A JetStream API request can go the same way (``request_then``), its answer
+turned into the result by the caller: the QoS 2 release's message delete, one
+per message, costs no task, future or request inbox.
+
 A consumer ack (``+ACK``, ``-NAK``, ``+WPI``, ``+TERM``) carries a reply
 subject ``<inbox>.a<n>``: the server answers once it has processed the ack.
 ``settle()`` waits for those answers, so a ``consumer_info`` issued after an
@@ -53,7 +57,7 @@ log = logging.getLogger(__name__)
 
 
 class _Pending:
-    """One publish awaiting its answer."""
+    """One publish (or API request) awaiting its answer."""
 
     __slots__ = ("deadline", "fut", "n", "parse", "result", "then")
 
