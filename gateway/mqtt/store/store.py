@@ -109,10 +109,16 @@ def _log_errors(what: str) -> Iterator[None]:
     """Turn a log or bus failure into a StoreError naming what was being done."""
     try:
         yield
-    except LogTimeout as exc:
-        raise StoreTimeout(f"{what}: {exc}") from exc
     except (LogError, BusError) as exc:
-        raise StoreError(f"{what}: {exc}") from exc
+        raise _log_error(what, exc) from exc
+
+
+def _log_error(what: str, exc: LogError | BusError) -> StoreError:
+    """The StoreError (StoreTimeout for a timeout) for a log failure while doing ``what``."""
+    kind = StoreTimeout if isinstance(exc, LogTimeout) else StoreError
+    error = kind(f"{what}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _store_error(exc: BaseException) -> BaseException:
@@ -761,16 +767,18 @@ class MqttStore:
     # -- inbound QoS 2 ----------------------------------------------------------------------
 
     async def stage_qos2(self, client_hash: str, packet_id: int, message: StagedMessage) -> bool:
-        """Keep an inbound QoS 2 message until PUBREL; False if ``packet_id`` is already staged."""
-        subject = qos2_subject(client_hash, packet_id)
-        headers = encode_staged(message)
-        headers[HDR_EXPECTED_LAST_SUBJECT_SEQ] = "0"
-        with _log_errors(f"staging QoS 2 message {packet_id}"):
-            try:
-                await self._log.publish(subject, message.payload, headers)
-            except (WrongLastSequence, StreamLimitReached):
-                return False
-        return True
+        """Keep an inbound QoS 2 message until PUBREL; False if ``packet_id`` is already staged.
+
+        The awaitable form of ``stage_qos2_then``.
+        """
+        outcome: asyncio.Future[int | StoreError | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.stage_qos2_then(client_hash, packet_id, message, outcome.set_result)
+        staged = await outcome
+        if isinstance(staged, StoreError):
+            raise staged
+        return staged is not None
 
     def stage_qos2_then(
         self,
@@ -788,7 +796,7 @@ class MqttStore:
             if isinstance(result, WrongLastSequence | StreamLimitReached):
                 then(None)
             elif isinstance(result, LogError):
-                then(StoreError(f"staging QoS 2 message {packet_id}: {result}"))
+                then(_log_error(f"staging QoS 2 message {packet_id}", result))
             else:
                 then(result.seq)
 
@@ -805,7 +813,7 @@ class MqttStore:
             elif isinstance(error, MessageNotFound):
                 then(False)
             else:
-                then(StoreError(f"releasing a QoS 2 message: {error}"))
+                then(_log_error("releasing a QoS 2 message", error))
 
         self._log.delete_msg_then(QOS2_STREAM, seq, done)
 
